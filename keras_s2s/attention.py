@@ -1,0 +1,187 @@
+"""Attention: how the decoder looks back at every encoder state.
+
+Both layers take a query (the decoder's RNN output h_t at each target step) and the encoder
+outputs h̄_s, score every (t, s) pair, softmax the scores over source positions that are not
+padding, and return the weighted sum of encoder outputs (the context vector c_t):
+
+    a_t(s) = softmax_s(score(h_t, h̄_s))        c_t = Σ_s a_t(s) h̄_s
+
+Scores, side by side:
+
+    Bahdanau (additive)   score = vᵀ tanh(W₁ h̄_s + W₂ h_t)
+    Luong dot             score = h_tᵀ h̄_s
+    Luong general         score = h_tᵀ W_a h̄_s
+    Luong concat          score = vᵀ tanh(W_a [h_t; h̄_s])   (= Bahdanau's form: W_a splits into W₂, W₁)
+
+The parts that depend only on the source (W₁ h̄_s, W_a h̄_s) are the "keys": `compute_keys`
+makes them once per sentence so a decoder step does not recompute them.
+
+Shapes: query (batch, t, units), values (batch, s, units), keys (batch, s, key_units),
+source_mask (batch, s) bool; returns context (batch, t, units), weights (batch, t, s).
+"""
+
+import keras
+import tensorflow as tf
+
+LUONG_SCORES = ("dot", "general", "concat")
+
+
+def masked_softmax(scores, source_mask):
+    """Softmax over the last axis that gives padded source positions exactly zero weight.
+
+    Args:
+        scores: (batch, t, s) float.
+        source_mask: (batch, s) bool, True where the source holds a real token, or None.
+    """
+    if source_mask is not None:
+        # The most negative finite value, not -inf, so a row without any real token yields
+        # uniform weights instead of NaN.
+        scores = tf.where(source_mask[:, tf.newaxis, :], scores, scores.dtype.min)
+    return tf.nn.softmax(scores, axis=-1)
+
+
+def attend(scores, values, source_mask):
+    """Masked softmax of (batch, t, s) scores, then the weighted sum of (batch, s, units) values.
+
+    Returns context (batch, t, units) and weights (batch, t, s).
+    """
+    weights = masked_softmax(scores, source_mask)  # (batch, t, s)
+    context = tf.matmul(weights, values)  # (batch, t, s) @ (batch, s, units) -> (batch, t, units)
+    return context, weights
+
+
+def _additive_score(query_projection, keys, score_vector):
+    """vᵀ tanh(q + k) for every (t, s): (batch, t, u), (batch, s, u) -> (batch, t, s)."""
+    hidden = tf.tanh(query_projection[:, :, tf.newaxis, :] + keys[:, tf.newaxis, :, :])  # (batch, t, s, u)
+    return tf.squeeze(score_vector(hidden), axis=-1)  # (batch, t, s, 1) -> (batch, t, s)
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class BahdanauAttention(keras.layers.Layer):
+    """Additive attention with a learned score network.
+
+    Args:
+        units: width u of the score network (W₁, W₂: units -> u; v: u -> 1).
+
+    Call arguments:
+        query: (batch, t, units) decoder states.
+        values: (batch, s, units) encoder outputs.
+        keys: optional (batch, s, u) result of `compute_keys(values)`.
+        source_mask: optional (batch, s) bool, False on padding.
+
+    Returns:
+        context (batch, t, units) and weights (batch, t, s), rows summing to 1.
+
+    Example:
+        >>> attention = BahdanauAttention(units=8)
+        >>> context, weights = attention(tf.zeros([2, 3, 4]), tf.ones([2, 5, 4]))
+        >>> tuple(weights.shape)
+        (2, 3, 5)
+
+    Reference:
+        Bahdanau, Cho, Bengio. Neural Machine Translation by Jointly Learning to Align and
+        Translate. ICLR 2015. https://arxiv.org/abs/1409.0473
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.key_projection = keras.layers.Dense(units, use_bias=False, name="W1")
+        self.query_projection = keras.layers.Dense(units, use_bias=False, name="W2")
+        self.score_vector = keras.layers.Dense(1, use_bias=False, name="v")
+
+    def build(self, query_shape, values_shape):
+        self.key_projection.build(values_shape)
+        self.query_projection.build(query_shape)
+        self.score_vector.build(tuple(query_shape[:-1]) + (self.units,))
+
+    def compute_keys(self, values):
+        """(batch, s, units) -> (batch, s, u): W₁ h̄_s, the same at every decoding step."""
+        return self.key_projection(values)
+
+    def call(self, query, values, keys=None, source_mask=None):
+        if keys is None:
+            keys = self.compute_keys(values)
+        scores = _additive_score(self.query_projection(query), keys, self.score_vector)
+        return attend(scores, values, source_mask)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class LuongAttention(keras.layers.Layer):
+    """Multiplicative ("dot", "general") or concat attention.
+
+    Args:
+        score: "dot" (no weights; query and values must have the same width), "general"
+            (a learned W_a between them) or "concat" (an additive network, like Bahdanau's).
+        units: width of the concat score network; unused by "dot" and "general".
+
+    Call arguments, Returns: as `BahdanauAttention`.
+
+    Example:
+        >>> attention = LuongAttention(score="general")
+        >>> context, weights = attention(tf.zeros([2, 3, 4]), tf.ones([2, 5, 4]))
+        >>> tuple(context.shape)
+        (2, 3, 4)
+
+    Reference:
+        Luong, Pham, Manning. Effective Approaches to Attention-based Neural Machine
+        Translation. EMNLP 2015. https://arxiv.org/abs/1508.04025
+    """
+
+    def __init__(self, score="general", units=256, **kwargs):
+        super().__init__(**kwargs)
+        if score not in LUONG_SCORES:
+            raise ValueError(f"score must be one of {LUONG_SCORES}; got {score!r}.")
+        self.score_name = score
+        self.units = units
+        if score == "concat":
+            self.key_projection = keras.layers.Dense(units, use_bias=False, name="W_a_values")
+            self.query_projection = keras.layers.Dense(units, use_bias=False, name="W_a_query")
+            self.score_vector = keras.layers.Dense(1, use_bias=False, name="v")
+
+    def build(self, query_shape, values_shape):
+        if self.score_name == "dot" and query_shape[-1] != values_shape[-1]:
+            raise ValueError("Luong 'dot' attention needs queries and values of the same width; "
+                             f"got {query_shape[-1]} and {values_shape[-1]}. Use 'general'.")
+        if self.score_name == "general":
+            # W_a maps values into the query's space, so its width is known only here.
+            self.key_projection = keras.layers.Dense(query_shape[-1], use_bias=False, name="W_a")
+            self.key_projection.build(values_shape)
+        elif self.score_name == "concat":
+            self.key_projection.build(values_shape)
+            self.query_projection.build(query_shape)
+            self.score_vector.build(tuple(query_shape[:-1]) + (self.units,))
+
+    def compute_keys(self, values):
+        """(batch, s, units) -> (batch, s, key_units): h̄_s (dot), W_a h̄_s (general, concat)."""
+        if self.score_name == "dot":
+            return values
+        return self.key_projection(values)
+
+    def call(self, query, values, keys=None, source_mask=None):
+        if keys is None:
+            keys = self.compute_keys(values)
+        if self.score_name == "concat":
+            scores = _additive_score(self.query_projection(query), keys, self.score_vector)
+        else:
+            # dot, general: (batch, t, units) @ (batch, units, s) -> (batch, t, s)
+            scores = tf.matmul(query, keys, transpose_b=True)
+        return attend(scores, values, source_mask)
+
+    def get_config(self):
+        return {**super().get_config(), "score": self.score_name, "units": self.units}
+
+
+def make_attention(name, units):
+    """Builds the attention a `ModelConfig.attention` string names, or None."""
+    if name is None:
+        return None
+    if name == "bahdanau":
+        return BahdanauAttention(units, name="attention")
+    if name.startswith("luong-") and name[len("luong-"):] in LUONG_SCORES:
+        return LuongAttention(score=name[len("luong-"):], units=units, name="attention")
+    raise ValueError(f"Unknown attention {name!r}; use 'bahdanau', 'luong-dot', "
+                     "'luong-general', 'luong-concat' or None.")

@@ -1,0 +1,97 @@
+"""Command line: `keras-s2s demo | train | translate | export`. Parses, then calls the library."""
+
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="keras-s2s", description="Sequence-to-sequence learning with attention.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="train, evaluate and export on an embedded task")
+    demo.add_argument("--output-dir", default="demo_output")
+    demo.add_argument("--task", default="dates", choices=["dates", "toy-ko"])
+    demo.add_argument("--epochs", type=int, help="override the task preset's epochs")
+    demo.add_argument("--train-size", type=int, default=20000)
+    demo.add_argument("--test-size", type=int, default=1000)
+    demo.add_argument("--seed", type=int, default=0)
+
+    train = commands.add_parser("train", help="train with checkpoints; resumes by itself")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", choices=["dates", "toy-ko"], help="an embedded task")
+    source.add_argument("--pairs", help="a TSV file (plain or .gz) of source<TAB>target lines")
+    train.add_argument("--source-column", type=int, default=0)
+    train.add_argument("--target-column", type=int, default=1)
+    train.add_argument("--checkpoint-dir", required=True)
+    train.add_argument("--preset", help="model and training preset (default: the task's own; "
+                       "the ModelConfig/TrainConfig defaults for --pairs)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--train-size", type=int, default=20000, help="pairs drawn for --task")
+    train.add_argument("--test-size", type=int, default=1000, help="held-out pairs for --task")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--export", help="also export a SavedModel here when training ends")
+
+    translate = commands.add_parser("translate", help="translate with an exported SavedModel")
+    translate.add_argument("--model", required=True, help="SavedModel directory")
+    translate.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
+    translate.add_argument("--json", action="store_true", help="print text and score as JSON")
+
+    export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel")
+    export.add_argument("--checkpoint-dir", required=True)
+    export.add_argument("--output", required=True, help="SavedModel directory to write")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"demo": _demo, "train": _train, "translate": _translate,
+                "export": _export}[args.command](args)
+    except ValueError as error:
+        print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _demo(args):
+    from keras_s2s.demo import run_demo
+
+    run_demo(args.output_dir, task=args.task, train_size=args.train_size,
+             test_size=args.test_size, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _train(args):
+    from keras_s2s.runs import train_run
+
+    train_run(task=args.task, pairs_path=args.pairs, checkpoint_dir=args.checkpoint_dir,
+                  preset_name=args.preset, epochs=args.epochs, batch_size=args.batch_size,
+                  train_size=args.train_size, test_size=args.test_size, seed=args.seed,
+                  source_column=args.source_column, target_column=args.target_column,
+                  export_path=args.export)
+    return 0
+
+
+def _translate(args):
+    from keras_s2s import translator as translator_lib
+
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    outputs = translator_lib.translate_in_batches(translator_lib.load(args.model), texts)
+    for index, text in enumerate(outputs["text"]):
+        if args.json:
+            print(json.dumps({"source": texts[index], "text": text,
+                              "score": float(outputs["score"][index])}, ensure_ascii=False))
+        else:
+            print(text)
+    return 0
+
+
+def _export(args):
+    from keras_s2s.training import load_trained_model
+
+    if os.path.exists(args.output) and os.listdir(args.output):
+        raise ValueError(f"output={args.output!r} exists and is not empty; "
+                         "choose a new directory so that no export is overwritten.")
+    model = load_trained_model(args.checkpoint_dir)
+    print(f"Exported {model.export(args.output)}")
+    return 0

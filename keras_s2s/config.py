@@ -1,0 +1,141 @@
+"""Model and training configuration: dataclasses saved as JSON beside every model.
+
+A model directory always holds the `ModelConfig` that built it, so a checkpoint can be
+rebuilt without the code that trained it guessing any hyper-parameter.
+"""
+
+import dataclasses
+import json
+from typing import Optional
+
+TOKENIZERS = ("word", "char")
+CELLS = ("gru", "lstm")
+ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}.")
+
+
+def _check_positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model's text processing and layers."""
+
+    source_tokenizer: str = "word"  # "word" (words and punctuation) or "char" (characters)
+    target_tokenizer: str = "word"  # same choices, for the output side
+    lowercase: bool = True  # case-fold both sides before tokenising
+    normalization: str = "NFKC"  # Unicode form applied before tokenising (NFKC keeps Hangul composed)
+    max_source_vocab: int = 8000  # most frequent source tokens kept, special tokens included
+    max_target_vocab: int = 8000  # most frequent target tokens kept, special tokens included
+    min_count: int = 1  # tokens seen fewer times than this map to [UNK]
+    max_source_length: int = 64  # longer input is clipped to this many tokens ([END] included)
+    max_target_length: int = 64  # decoding stops after this many tokens
+    embedding_dim: int = 128  # size of the token embeddings on both sides
+    units: int = 256  # RNN units per direction and per layer
+    cell: str = "gru"  # "gru" or "lstm"
+    num_layers: int = 1  # stacked RNN layers in the encoder and in the decoder
+    bidirectional: bool = True  # read the source in both directions
+    attention: Optional[str] = "bahdanau"  # one of ATTENTIONS, or None for the context-vector baseline
+    attention_units: int = 256  # width of the additive score network (bahdanau, luong-concat)
+    input_feeding: bool = False  # feed the previous attentional vector into the next RNN step
+    dropout: float = 0.0  # dropout on embeddings and on the attentional vector
+
+    def __post_init__(self):
+        _check_choice("source_tokenizer", self.source_tokenizer, TOKENIZERS)
+        _check_choice("target_tokenizer", self.target_tokenizer, TOKENIZERS)
+        _check_choice("cell", self.cell, CELLS)
+        if self.attention is not None:
+            _check_choice("attention", self.attention, ATTENTIONS)
+        if self.input_feeding and self.attention is None:
+            raise ValueError("input_feeding=True needs an attention mechanism; got attention=None.")
+        for name in ("max_source_vocab", "max_target_vocab", "min_count", "embedding_dim",
+                     "units", "num_layers", "attention_units"):
+            _check_positive(name, getattr(self, name))
+        # [END] takes one source position, so a source needs room for at least one token more.
+        if self.max_source_length < 2:
+            raise ValueError(f"max_source_length must be at least 2; got {self.max_source_length}.")
+        _check_positive("max_target_length", self.max_target_length)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {self.dropout}.")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How a model is trained; both training paths read the same fields."""
+
+    epochs: int = 10  # passes over the training pairs
+    batch_size: int = 64  # sentence pairs per step (before bucketing by length)
+    learning_rate: float = 1e-3  # Adam step size
+    clip_norm: float = 5.0  # global gradient norm is clipped to this (0 disables clipping)
+    label_smoothing: float = 0.0  # probability mass spread over the vocabulary in the loss
+    seed: int = 0  # seeds weight initialisation, dropout and shuffling
+    validation_fraction: float = 0.05  # share of pairs held out for validation when none are given
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            _check_positive(name, getattr(self, name))
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive; got {self.learning_rate}.")
+        if self.clip_norm < 0:
+            raise ValueError(f"clip_norm must be >= 0; got {self.clip_norm}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1); got {self.validation_fraction}.")
+
+
+# Presets that are known to reach their task's target on a 2-core CPU (see README results).
+PRESETS = {
+    "dates": (
+        ModelConfig(source_tokenizer="char", target_tokenizer="char", max_source_length=48,
+                    max_target_length=12, embedding_dim=32, units=128, attention_units=128),
+        TrainConfig(epochs=3, batch_size=64, learning_rate=3e-3),
+    ),
+    "toy-ko": (
+        ModelConfig(source_tokenizer="word", target_tokenizer="word", max_source_length=24,
+                    max_target_length=16, embedding_dim=64, units=128, attention_units=128),
+        TrainConfig(epochs=6, batch_size=64, learning_rate=3e-3),
+    ),
+}
+
+
+def preset(name):
+    """Returns fresh copies of the (ModelConfig, TrainConfig) preset called `name`."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+    model_config, train_config = PRESETS[name]
+    return dataclasses.replace(model_config), dataclasses.replace(train_config)
+
+
+def save_json(path, **configs):
+    """Writes dataclass configs to one JSON file: {"model": {...}, "train": {...}}."""
+    payload = {key: dataclasses.asdict(value) for key, value in configs.items()}
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(payload, file, indent=2, ensure_ascii=False)
+        file.write("\n")
+
+
+def load_json(path):
+    """Reads a file written by `save_json` back into (ModelConfig, TrainConfig or None)."""
+    with open(path, encoding="utf-8") as file:
+        payload = json.load(file)
+    if "model" not in payload:
+        raise ValueError(f"{path} holds no 'model' section; is it a keras_s2s config.json?")
+    model_config = _from_dict(ModelConfig, payload["model"], path)
+    train_config = _from_dict(TrainConfig, payload["train"], path) if "train" in payload else None
+    return model_config, train_config
+
+
+def _from_dict(cls, values, path):
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown {cls.__name__} fields {unknown}.")
+    return cls(**values)

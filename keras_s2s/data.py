@@ -1,0 +1,141 @@
+"""Sentence pairs from files, and the tf.data pipeline that feeds training.
+
+Reading never drops a line silently: every line that cannot become a pair is counted with
+its line number and reason in the `PairFile` returned. The pipeline tokenises the corpus
+once, up front, then shuffles, groups sentences of similar length into the same batch
+(bucketing) and pads each batch only to its own longest sentence.
+"""
+
+import dataclasses
+import gzip
+import logging
+import random
+
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PairFile:
+    """Pairs read from one file, and what could not be read."""
+
+    path: str
+    pairs: list  # (source, target) string tuples, in file order
+    lines: int  # lines read, blank lines included
+    malformed: list  # (line number, reason) for every non-blank line that gave no pair
+
+    def summary(self):
+        return (f"{self.path}: {len(self.pairs)} pairs from {self.lines} lines, "
+                f"{len(self.malformed)} malformed")
+
+
+def open_text(path):
+    """Opens a plain or .gz file for reading bytes."""
+    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+
+
+def read_tsv_pairs(path, source_column=0, target_column=1):
+    """Reads tab-separated pairs (e.g. Anki/Tatoeba `english<TAB>other<TAB>attribution`).
+
+    Args:
+        path: a UTF-8 text file, plain or .gz; a byte-order mark and CRLF endings are fine.
+        source_column, target_column: which tab-separated columns hold the two sides.
+
+    Returns:
+        A `PairFile`. Lines with too few columns, an empty side or bytes that are not UTF-8
+        are listed in `malformed` (and logged), never silently skipped.
+    """
+    if source_column == target_column:
+        raise ValueError(f"source_column and target_column must differ; both are {source_column}.")
+    needed = max(source_column, target_column) + 1
+    pairs, malformed, line_count = [], [], 0
+    with open_text(path) as file:
+        for line_count, raw_line in enumerate(file, start=1):
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                malformed.append((line_count, f"not UTF-8 ({error.reason} at byte {error.start})"))
+                continue
+            if line_count == 1:
+                line = line.lstrip("\ufeff")
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            columns = line.split("\t")
+            if len(columns) < needed:
+                malformed.append((line_count, f"{len(columns)} column(s), need {needed}"))
+                continue
+            source, target = columns[source_column].strip(), columns[target_column].strip()
+            if not source or not target:
+                malformed.append((line_count, "empty source" if not source else "empty target"))
+                continue
+            pairs.append((source, target))
+    result = PairFile(str(path), pairs, line_count, malformed)
+    if malformed:
+        examples = ", ".join(f"line {number}: {reason}" for number, reason in malformed[:3])
+        logger.warning("%s (%s%s)", result.summary(), examples, ", ..." if len(malformed) > 3 else "")
+    return result
+
+
+def split_pairs(pairs, held_out_fraction, seed=0):
+    """Shuffles a copy of `pairs` and returns (kept, held_out); held_out has >= 1 pair if any."""
+    if not 0.0 <= held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in [0, 1); got {held_out_fraction}.")
+    shuffled = list(pairs)
+    random.Random(seed).shuffle(shuffled)
+    held_out = int(round(len(shuffled) * held_out_fraction))
+    if held_out_fraction > 0 and len(shuffled) > 1:
+        held_out = max(held_out, 1)
+    return shuffled[held_out:], shuffled[:held_out]
+
+
+def length_boundaries(lengths, num_buckets=8):
+    """Bucket upper bounds at the length quantiles, so every bucket gets a similar share."""
+    quantiles = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1])
+    return sorted({int(q) + 1 for q in quantiles})
+
+
+def make_dataset(pairs, model, batch_size=64, shuffle=True, seed=0, num_buckets=8):
+    """A dataset of (source_ids (batch, s), target_ids (batch, t + 2)) int32 batches.
+
+    Args:
+        pairs: (source, target) string tuples.
+        model: a `Seq2Seq` (its text processors encode the pairs).
+        batch_size: sentence pairs per batch; the last batch of a bucket may be smaller.
+        shuffle: reshuffle every epoch (deterministically from `seed`).
+        seed: shuffling seed.
+        num_buckets: length buckets; 1 pads every batch to its longest pair, as without bucketing.
+    """
+    if not pairs:
+        raise ValueError("pairs is empty: there is nothing to train or evaluate on.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    sources, targets = zip(*pairs)
+    # Tokenising the whole corpus once, here, keeps text processing out of every epoch.
+    source_ids = model.source_text.encode(tf.constant(sources))  # (pairs, (s)) ragged
+    target_ids = model.target_text.encode(tf.constant(targets), add_start=True)  # (pairs, (t + 2))
+    lengths = np.maximum(source_ids.row_lengths().numpy(), target_ids.row_lengths().numpy())
+    # The identity map turns each ragged row into a plain 1-D tensor, which padding needs.
+    dataset = tf.data.Dataset.from_tensor_slices((source_ids, target_ids)).map(
+        lambda source, target: (source, target))
+    if shuffle:
+        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    boundaries = length_boundaries(lengths, num_buckets) if num_buckets > 1 else []
+    dataset = dataset.bucket_by_sequence_length(
+        lambda source, target: tf.maximum(tf.shape(source)[0], tf.shape(target)[0]),
+        bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+    if shuffle:
+        # Batches leave the buckets in length order; mixing them keeps epochs unbiased.
+        dataset = dataset.shuffle(4 * (len(boundaries) + 1), seed=seed + 1,
+                                  reshuffle_each_iteration=True)
+    # Bucketing hides the epoch length from tf.data; stating it lets progress bars and
+    # `fit` know when an epoch ends.
+    bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
+    batches = int(np.sum(np.ceil(bucket_sizes / batch_size)))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    options = tf.data.Options()
+    # Autotuning was seen to stall several seconds at the start of an epoch on 2 cores.
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)

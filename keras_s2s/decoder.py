@@ -1,0 +1,191 @@
+"""Decoder: previous target tokens + encoder outputs -> scores for the next token.
+
+One decoding step, in the notation of Luong et al. (2015):
+
+    h_t = RNN([embed(y_{t-1}); h̃_{t-1} if input feeding], h_{t-1})
+    c_t, a_t = attention(h_t, encoder outputs)
+    h̃_t = tanh(W_c [c_t; h_t])                          (the attentional state)
+    logits_t = W_s h̃_t
+
+`call` runs all target steps at once for training (teacher forcing): without input feeding
+the RNN reads the whole gold prefix in one pass and attention for every t is one batched
+matmul. `step` runs one token for search. Both use the same weights and agree to float
+precision. With `attention=None` there is no c_t: h̃_t = h_t and the decoder sees the source
+only through its initial state, the encoder's final states (the "context vector").
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_s2s.attention import make_attention
+from keras_s2s.encoder import make_rnn
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class Decoder(keras.layers.Layer):
+    """Embedding, stacked RNN, attention, attentional state and output projection.
+
+    Args:
+        vocab_size: target vocabulary size.
+        embedding_dim: width of the target embeddings.
+        units: RNN width; must equal the encoder's `units` (the decoder starts from its states).
+        cell: "gru" or "lstm" (as the encoder).
+        num_layers: stacked RNN layers (as the encoder).
+        attention: "bahdanau", "luong-dot", "luong-general", "luong-concat" or None.
+        attention_units: width of additive score networks.
+        input_feeding: feed h̃_{t-1} into step t, so the decoder knows what it attended to.
+        dropout: dropout on the target embeddings and on h̃_t before the projection.
+
+    Call arguments:
+        target_ids: (batch, t) int, the gold tokens shifted right (starting with [START]).
+        encoder_outputs: (batch, s, units).
+        initial_state: `initial_state(encoder_states)`.
+        source_mask: (batch, s) bool, False on source padding.
+        training: bool.
+
+    Returns:
+        logits (batch, t, vocab) and attention weights (batch, t, s) (zeros without attention).
+
+    Example:
+        >>> decoder = Decoder(vocab_size=50, embedding_dim=8, units=16)
+        >>> state = decoder.initial_state([[tf.zeros([2, 16])]])
+        >>> logits, weights = decoder(tf.ones([2, 3], tf.int32), tf.zeros([2, 4, 16]),
+        ...                           state, tf.ones([2, 4], tf.bool))
+        >>> tuple(logits.shape), tuple(weights.shape)
+        ((2, 3, 50), (2, 3, 4))
+
+    Reference:
+        Luong, Pham, Manning. Effective Approaches to Attention-based Neural Machine
+        Translation. EMNLP 2015. https://arxiv.org/abs/1508.04025
+    """
+
+    def __init__(self, vocab_size, embedding_dim, units, cell="gru", num_layers=1,
+                 attention="bahdanau", attention_units=256, input_feeding=False, dropout=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if input_feeding and attention is None:
+            raise ValueError("input_feeding=True needs attention; got attention=None.")
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.cell = cell
+        self.num_layers = num_layers
+        self.attention_name = attention
+        self.attention_units = attention_units
+        self.input_feeding = input_feeding
+        self.dropout_rate = dropout
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.dropout = keras.layers.Dropout(dropout)
+        self.rnn_layers = [make_rnn(cell, units, f"rnn_{index}") for index in range(num_layers)]
+        self.attention = make_attention(attention, attention_units)
+        if self.attention is not None:
+            self.attentional_projection = keras.layers.Dense(
+                units, activation="tanh", use_bias=False, name="W_c")
+        self.output_projection = keras.layers.Dense(vocab_size, name="W_s")
+
+    def build(self, target_ids_shape, encoder_outputs_shape):
+        batch, length = target_ids_shape[0], target_ids_shape[1]
+        self.embedding.build(target_ids_shape)
+        width = self.embedding_dim + (self.units if self.input_feeding else 0)
+        for rnn in self.rnn_layers:
+            rnn.build((batch, length, width))
+            width = self.units
+        if self.attention is not None:
+            self.attention.build((batch, length, self.units), encoder_outputs_shape)
+            self.attentional_projection.build((batch, length, self.units + encoder_outputs_shape[-1]))
+        self.output_projection.build((batch, length, self.units))
+
+    def initial_state(self, encoder_states):
+        """Encoder final states (one list per layer) -> the decoder's state before [START].
+
+        The state is a pair (rnn_states, attentional): a tuple per layer of (batch, units)
+        tensors, and h̃ (batch, units), zero before the first step.
+        """
+        if len(encoder_states) != self.num_layers:
+            raise ValueError(f"The decoder has {self.num_layers} layers but got encoder states "
+                             f"for {len(encoder_states)}; use the same num_layers for both.")
+        rnn_states = tuple(tuple(layer_states) for layer_states in encoder_states)
+        batch = tf.shape(rnn_states[0][0])[0]
+        return rnn_states, tf.zeros([batch, self.units])
+
+    def compute_keys(self, encoder_outputs):
+        """(batch, s, units) -> attention keys, computed once per sentence (None without attention)."""
+        if self.attention is None:
+            return None
+        return self.attention.compute_keys(encoder_outputs)
+
+    def call(self, target_ids, encoder_outputs, initial_state, source_mask, training=False):
+        keys = self.compute_keys(encoder_outputs)
+        embedded = self.dropout(self.embedding(target_ids), training=training)  # (batch, t, emb)
+        if self.input_feeding:
+            attentional, weights = self._run_with_input_feeding(
+                embedded, initial_state, encoder_outputs, keys, source_mask)
+        else:
+            rnn_outputs = embedded
+            # Target padding sits after the last real token, so it cannot change earlier
+            # outputs; the loss ignores the padded positions, hence no RNN mask here.
+            for rnn, state in zip(self.rnn_layers, initial_state[0]):
+                rnn_outputs, *_ = rnn(rnn_outputs, initial_state=list(state), training=training)
+            attentional, weights = self._attend(rnn_outputs, encoder_outputs, keys, source_mask)
+        logits = self.output_projection(self.dropout(attentional, training=training))
+        return logits, weights  # (batch, t, vocab), (batch, t, s)
+
+    def step(self, token_ids, state, encoder_outputs, keys, source_mask):
+        """One decoding step for search.
+
+        Args:
+            token_ids: (batch,) int, the previous output token.
+            state: (rnn_states, attentional) from `initial_state` or the previous step.
+            encoder_outputs, keys, source_mask: as in `call` / `compute_keys`.
+
+        Returns:
+            logits (batch, vocab), the new state, attention weights (batch, s).
+        """
+        embedded = self.embedding(token_ids)  # (batch,) -> (batch, emb)
+        return self._step_embedded(embedded, state, encoder_outputs, keys, source_mask)
+
+    def _step_embedded(self, embedded, state, encoder_outputs, keys, source_mask):
+        rnn_states, attentional = state
+        inputs = tf.concat([embedded, attentional], -1) if self.input_feeding else embedded
+        new_rnn_states = []
+        for rnn, layer_states in zip(self.rnn_layers, rnn_states):
+            inputs, layer_states = rnn.cell(inputs, list(layer_states))  # (batch, units)
+            new_rnn_states.append(tuple(layer_states))
+        attentional, weights = self._attend(
+            inputs[:, tf.newaxis, :], encoder_outputs, keys, source_mask)  # t = 1
+        logits = self.output_projection(attentional[:, 0])  # (batch, units) -> (batch, vocab)
+        return logits, (tuple(new_rnn_states), attentional[:, 0]), weights[:, 0]
+
+    def _attend(self, rnn_outputs, encoder_outputs, keys, source_mask):
+        """(batch, t, units) RNN outputs -> h̃ (batch, t, units), weights (batch, t, s)."""
+        if self.attention is None:
+            source_length = tf.shape(encoder_outputs)[1]
+            weights = tf.zeros(tf.concat([tf.shape(rnn_outputs)[:2], [source_length]], 0))
+            return rnn_outputs, weights
+        context, weights = self.attention(rnn_outputs, encoder_outputs, keys=keys,
+                                          source_mask=source_mask)
+        attentional = self.attentional_projection(tf.concat([context, rnn_outputs], -1))
+        return attentional, weights
+
+    def _run_with_input_feeding(self, embedded, initial_state, encoder_outputs, keys, source_mask):
+        """Teacher forcing when step t needs h̃_{t-1}: a graph loop over target positions."""
+        batch, source_length = tf.shape(encoder_outputs)[0], tf.shape(encoder_outputs)[1]
+
+        def one_step(carry, embedded_t):
+            state, _, _ = carry
+            _, state, weights = self._step_embedded(
+                embedded_t, state, encoder_outputs, keys, source_mask)
+            return state, state[1], weights
+
+        initial = (initial_state, tf.zeros([batch, self.units]), tf.zeros([batch, source_length]))
+        time_major = tf.transpose(embedded, [1, 0, 2])  # (batch, t, emb) -> (t, batch, emb)
+        _, attentional, weights = tf.scan(one_step, time_major, initializer=initial)
+        # (t, batch, ...) -> (batch, t, ...)
+        return tf.transpose(attentional, [1, 0, 2]), tf.transpose(weights, [1, 0, 2])
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size,
+                "embedding_dim": self.embedding_dim, "units": self.units, "cell": self.cell,
+                "num_layers": self.num_layers, "attention": self.attention_name,
+                "attention_units": self.attention_units, "input_feeding": self.input_feeding,
+                "dropout": self.dropout_rate}

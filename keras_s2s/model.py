@@ -1,0 +1,204 @@
+"""Seq2Seq: the trainable model. `fit` it on sentence pairs, `translate` with it, `export` it.
+
+    model = Seq2Seq.from_pairs(train_pairs, ModelConfig(...))   # vocabularies from the data
+    model.compile(optimizer=make_optimizer(TrainConfig()))
+    model.fit(make_dataset(train_pairs, model), epochs=10)    # or a dataset of raw string pairs
+    model.translate(["Wednesday, March 3, 2021"])              # -> ["2021-03-03"]
+    model.export("saved_models/dates/1")                       # a SavedModel taking raw strings
+"""
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_s2s import config as config_lib
+from keras_s2s.decoder import Decoder
+from keras_s2s.encoder import Encoder
+from keras_s2s.losses import masked_correct, masked_cross_entropy
+from keras_s2s.text import PAD_ID, TextProcessor, Tokenizer, Vocabulary
+
+CONFIG_FILE = "config.json"
+SOURCE_VOCAB_FILE = "source_vocab.txt"
+TARGET_VOCAB_FILE = "target_vocab.txt"
+
+
+def make_tokenizers(model_config):
+    """(source Tokenizer, target Tokenizer) as the config describes."""
+    return (Tokenizer(model_config.source_tokenizer, model_config.lowercase,
+                      model_config.normalization),
+            Tokenizer(model_config.target_tokenizer, model_config.lowercase,
+                      model_config.normalization))
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class Seq2Seq(keras.Model):
+    """Encoder-decoder with attention, trained by teacher forcing.
+
+    `train_step` and `test_step` accept batches of raw strings (batch,) or of token ids
+    (batch, s) / (batch, t + 2) as `make_dataset` yields them; target ids run from [START]
+    to [END]. The reported loss and accuracy are per real target token.
+
+    Args:
+        model_config: a `ModelConfig`.
+        source_vocabulary, target_vocabulary: `Vocabulary` objects.
+
+    Call arguments:
+        inputs: (source_ids (batch, s), decoder_input_ids (batch, t)).
+        training: bool.
+
+    Returns:
+        logits (batch, t, target vocab).
+    """
+
+    def __init__(self, model_config, source_vocabulary, target_vocabulary, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(model_config, dict):
+            model_config = config_lib.ModelConfig(**model_config)
+        self.model_config = model_config
+        source_tokenizer, target_tokenizer = make_tokenizers(model_config)
+        self.source_text = TextProcessor(source_tokenizer, source_vocabulary,
+                                         model_config.max_source_length, name="source_text")
+        self.target_text = TextProcessor(target_tokenizer, target_vocabulary,
+                                         model_config.max_target_length, name="target_text")
+        shared = dict(embedding_dim=model_config.embedding_dim, units=model_config.units,
+                      cell=model_config.cell, num_layers=model_config.num_layers,
+                      dropout=model_config.dropout)
+        self.encoder = Encoder(len(source_vocabulary), bidirectional=model_config.bidirectional,
+                               name="encoder", **shared)
+        self.decoder = Decoder(len(target_vocabulary), attention=model_config.attention,
+                               attention_units=model_config.attention_units,
+                               input_feeding=model_config.input_feeding, name="decoder", **shared)
+        self.label_smoothing = 0.0
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        # Every variable exists from here on, so graph loops (search, input feeding) never
+        # have to create one.
+        self.build()
+
+    @classmethod
+    def from_pairs(cls, pairs, model_config=None, **kwargs):
+        """Builds the vocabularies from (source, target) pairs, then the model."""
+        model_config = model_config or config_lib.ModelConfig()
+        if not pairs:
+            raise ValueError("pairs is empty: a vocabulary needs at least one sentence pair.")
+        sources, targets = zip(*pairs)
+        source_tokenizer, target_tokenizer = make_tokenizers(model_config)
+        source_vocabulary = Vocabulary.build(source_tokenizer.split(tf.constant(sources)),
+                                             model_config.max_source_vocab, model_config.min_count)
+        target_vocabulary = Vocabulary.build(target_tokenizer.split(tf.constant(targets)),
+                                             model_config.max_target_vocab, model_config.min_count)
+        return cls(model_config, source_vocabulary, target_vocabulary, **kwargs)
+
+    def build(self, input_shape=None):
+        self.encoder.build((None, None))
+        self.decoder.build((None, None), (None, None, self.model_config.units))
+
+    def compile(self, optimizer="adam", label_smoothing=0.0, **kwargs):
+        """As `keras.Model.compile`; the loss is always the masked token cross-entropy."""
+        self.label_smoothing = float(label_smoothing)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker]
+
+    def call(self, inputs, training=False):
+        source_ids, decoder_input_ids = inputs
+        logits, _ = self.forward(source_ids, decoder_input_ids, training=training)
+        return logits
+
+    def forward(self, source_ids, decoder_input_ids, training=False):
+        """Teacher-forced pass: logits (batch, t, vocab) and attention (batch, t, s)."""
+        encoder_outputs, encoder_states = self.encoder(source_ids, training=training)
+        state = self.decoder.initial_state(encoder_states)
+        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
+        return self.decoder(decoder_input_ids, encoder_outputs, state, source_mask,
+                            training=training)
+
+    def to_ids(self, source, target):
+        """Raw strings or ids -> (source_ids (batch, s), target_ids (batch, t + 2)) int32."""
+        if source.dtype == tf.string:
+            source = self.source_text.encode(source).to_tensor()
+        if target.dtype == tf.string:
+            target = self.target_text.encode(target, add_start=True).to_tensor()
+        return tf.cast(source, tf.int32), tf.cast(target, tf.int32)
+
+    def teacher_forcing_sums(self, source_ids, target_ids, training=False):
+        """(loss_sum, token_count, correct_count) of predicting target_ids[:, 1:] from the rest."""
+        logits = self((source_ids, target_ids[:, :-1]), training=training)  # (batch, t, vocab)
+        labels = target_ids[:, 1:]  # (batch, t)
+        loss_sum, token_count = masked_cross_entropy(labels, logits, self.label_smoothing)
+        return loss_sum, token_count, masked_correct(labels, logits)
+
+    def train_step(self, data):
+        source_ids, target_ids = self.to_ids(*data)
+        with tf.GradientTape() as tape:
+            loss_sum, token_count, correct = self.teacher_forcing_sums(
+                source_ids, target_ids, training=True)
+            loss = loss_sum / tf.maximum(token_count, 1.0)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self.update_metrics(loss_sum, token_count, correct)
+
+    def test_step(self, data):
+        source_ids, target_ids = self.to_ids(*data)
+        return self.update_metrics(*self.teacher_forcing_sums(source_ids, target_ids))
+
+    def update_metrics(self, loss_sum, token_count, correct):
+        """Accumulates token-weighted loss and accuracy; returns the running values."""
+        denominator = tf.maximum(token_count, 1.0)
+        self.loss_tracker.update_state(loss_sum / denominator, sample_weight=token_count)
+        self.accuracy_tracker.update_state(correct / denominator, sample_weight=token_count)
+        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+
+    def translator(self, max_length=None):
+        """The exportable `Translator` over this model's current weights (cached)."""
+        from keras_s2s.translator import Translator  # translator.py imports this module
+
+        cache = self.__dict__.setdefault("_translators", {})
+        if max_length not in cache:
+            cache[max_length] = Translator(self, max_length=max_length)
+        return cache[max_length]
+
+    def translate(self, texts, max_length=None):
+        """Greedy translations of a list of strings, as a list of strings."""
+        if isinstance(texts, str):
+            raise ValueError("translate expects a list of strings; got a single str. "
+                             "Wrap it: translate([text]).")
+        outputs = self.translator(max_length).translate(tf.constant(list(texts), tf.string))
+        return [text.decode("utf-8") for text in outputs["text"].numpy()]
+
+    def export(self, filepath, max_length=None):
+        """Writes a SavedModel that maps raw strings to translations; returns `filepath`."""
+        return self.translator(max_length).save(filepath)
+
+    def save_spec(self, directory, train_config=None):
+        """Writes config.json and both vocabularies into `directory` (a model directory)."""
+        os.makedirs(directory, exist_ok=True)
+        configs = {"model": self.model_config}
+        if train_config is not None:
+            configs["train"] = train_config
+        config_lib.save_json(os.path.join(directory, CONFIG_FILE), **configs)
+        self.source_text.vocabulary.save(os.path.join(directory, SOURCE_VOCAB_FILE))
+        self.target_text.vocabulary.save(os.path.join(directory, TARGET_VOCAB_FILE))
+
+    @classmethod
+    def from_spec(cls, directory):
+        """Builds an untrained model from a directory `save_spec` wrote (weights not loaded)."""
+        model_config, _ = config_lib.load_json(os.path.join(directory, CONFIG_FILE))
+        return cls(model_config, Vocabulary.load(os.path.join(directory, SOURCE_VOCAB_FILE)),
+                   Vocabulary.load(os.path.join(directory, TARGET_VOCAB_FILE)))
+
+    def get_config(self):
+        return {"model_config": dataclasses.asdict(self.model_config),
+                "source_vocabulary": self.source_text.vocabulary.tokens,
+                "target_vocabulary": self.target_text.vocabulary.tokens,
+                "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(config.pop("model_config"), Vocabulary(config.pop("source_vocabulary")),
+                   Vocabulary(config.pop("target_vocabulary")), **config)

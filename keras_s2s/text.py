@@ -1,0 +1,197 @@
+"""Text in, token ids out, and back: normalisation, tokenisation and the vocabulary.
+
+Everything a served model does to a string happens here, in TensorFlow ops, so the exported
+graph takes raw text. The pipeline for one side (source or target) is
+
+    raw UTF-8 -> repair invalid bytes -> Unicode normalise (+ case fold) -> split -> clip -> ids
+
+and decoding runs it backwards: ids -> tokens -> join -> NFC text.
+"""
+
+import collections
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
+SPECIAL_TOKENS = (PAD, UNK, START, END)
+PAD_ID, UNK_ID, START_ID, END_ID = range(4)
+
+# Characters that are neither letters, digits, combining marks nor spaces become tokens of
+# their own. RE2's \w is ASCII-only, so the Unicode classes are spelled out: Hangul is \p{L}.
+_PUNCTUATION = r"[^\p{L}\p{N}\p{M}\s]"
+# The character tokenizer shows a space as U+2581 so that no vocabulary entry is blank.
+SPACE_SYMBOL = "\u2581"
+
+
+class Tokenizer:
+    """Normalises and splits text in graph; `join` is the inverse of `split`.
+
+    Args:
+        kind: "word" splits on spaces and makes each punctuation mark a token;
+            "char" makes every character a token.
+        lowercase: case-fold before splitting.
+        normalization: Unicode normal form ("NFKC", "NFC", "NFKD" or "NFD"). The
+            decomposed forms split Hangul syllables into jamo, so output is always
+            composed again with NFC before it is shown.
+    """
+
+    def __init__(self, kind="word", lowercase=True, normalization="NFKC"):
+        if kind not in ("word", "char"):
+            raise ValueError(f"kind must be 'word' or 'char'; got {kind!r}.")
+        if normalization not in ("NFKC", "NFC", "NFKD", "NFD"):
+            raise ValueError(f"normalization must be NFKC, NFC, NFKD or NFD; got {normalization!r}.")
+        self.kind = kind
+        self.lowercase = lowercase
+        self.normalization = normalization
+
+    def normalize(self, texts):
+        """(batch,) string -> (batch,) string: valid, normalised, single-spaced UTF-8."""
+        # Invalid byte sequences become U+FFFD instead of failing the normaliser.
+        texts = tf.strings.unicode_transcode(
+            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+        texts = tf_text.normalize_utf8(texts, self.normalization)
+        if self.lowercase:
+            # case_fold_utf8 applies NFKC as well, so re-apply the requested form after it.
+            texts = tf_text.normalize_utf8(tf_text.case_fold_utf8(texts), self.normalization)
+        texts = tf.strings.regex_replace(texts, r"\s+", " ")
+        return tf.strings.strip(texts)
+
+    def split(self, texts):
+        """(batch,) string -> (batch, (tokens)) ragged string."""
+        texts = self.normalize(texts)
+        if self.kind == "char":
+            texts = tf.strings.regex_replace(texts, " ", SPACE_SYMBOL)
+            return tf.strings.unicode_split(texts, "UTF-8")
+        return tf_text.regex_split(texts, r"\s+|(" + _PUNCTUATION + ")", _PUNCTUATION)
+
+    def join(self, tokens):
+        """(batch, (tokens)) ragged string -> (batch,) NFC string."""
+        if self.kind == "char":
+            texts = tf.strings.reduce_join(tokens, axis=-1)
+            texts = tf.strings.regex_replace(texts, SPACE_SYMBOL, " ")
+        else:
+            texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+            # Undo the spaces `split` put around punctuation where written text has none.
+            texts = tf.strings.regex_replace(texts, r" ([.,!?;:%)\]}])", r"\1")
+            texts = tf.strings.regex_replace(texts, r"([(\[{]) ", r"\1")
+            texts = tf.strings.regex_replace(texts, r"(\p{L}) ' (\p{L})", r"\1'\2")
+        return tf_text.normalize_utf8(texts, "NFC")
+
+
+class Vocabulary:
+    """An ordered token list whose first entries are `SPECIAL_TOKENS`; a token's id is its index."""
+
+    def __init__(self, tokens):
+        tokens = list(tokens)
+        if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"A vocabulary must start with {SPECIAL_TOKENS}; got {tokens[:4]}.")
+        bad = [token for token in tokens if not token or token != token.strip() or "\n" in token]
+        if bad:
+            raise ValueError(f"Vocabulary tokens must be non-blank single lines; got {bad[:5]}.")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("Vocabulary tokens must be unique.")
+        self.tokens = tokens
+
+    @classmethod
+    def build(cls, token_lists, max_size=8000, min_count=1):
+        """Keeps the `max_size` most frequent tokens (ties broken alphabetically).
+
+        Args:
+            token_lists: a ragged string tensor (batch, (tokens)), as `Tokenizer.split` returns.
+            max_size: vocabulary size including the special tokens.
+            min_count: tokens seen fewer times are left out (they will map to [UNK]).
+        """
+        if max_size <= len(SPECIAL_TOKENS):
+            raise ValueError(f"max_size must exceed {len(SPECIAL_TOKENS)}; got {max_size}.")
+        counts = collections.Counter(token.decode("utf-8")
+                                     for token in token_lists.flat_values.numpy())
+        for token in SPECIAL_TOKENS:
+            counts.pop(token, None)
+        ranked = sorted((item for item in counts.items() if item[1] >= min_count),
+                        key=lambda item: (-item[1], item[0]))
+        kept = [token for token, _ in ranked[:max_size - len(SPECIAL_TOKENS)]]
+        return cls(SPECIAL_TOKENS + tuple(kept))
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __eq__(self, other):
+        return isinstance(other, Vocabulary) and self.tokens == other.tokens
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as file:
+            file.write("\n".join(self.tokens) + "\n")
+
+    @classmethod
+    def load(cls, path):
+        with open(path, encoding="utf-8") as file:
+            return cls(file.read().splitlines())
+
+
+class TextProcessor(tf.Module):
+    """One side's text <-> ids conversion, in graph.
+
+    Args:
+        tokenizer: a `Tokenizer`.
+        vocabulary: a `Vocabulary`.
+        max_length: most ids `encode` returns per text, [END] included.
+        vocab_file: optional path holding `vocabulary` (as `Vocabulary.save` writes it).
+            Tables read from a file make SavedModel copy it into `assets/`, so an exported
+            model carries its vocabulary as a plain text file.
+    """
+
+    def __init__(self, tokenizer, vocabulary, max_length, vocab_file=None, name=None):
+        super().__init__(name=name)
+        self.tokenizer = tokenizer
+        self.vocabulary = vocabulary
+        self.max_length = max_length
+        if vocab_file is None:
+            token_to_id = tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocabulary.tokens), tf.range(len(vocabulary), dtype=tf.int64))
+            id_to_token = tf.lookup.KeyValueTensorInitializer(
+                tf.range(len(vocabulary), dtype=tf.int64), tf.constant(vocabulary.tokens))
+        else:
+            if Vocabulary.load(vocab_file) != vocabulary:
+                raise ValueError(f"vocab_file {vocab_file} does not hold the given vocabulary.")
+            line, number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
+            token_to_id = tf.lookup.TextFileInitializer(
+                vocab_file, tf.string, line, tf.int64, number, vocab_size=len(vocabulary))
+            id_to_token = tf.lookup.TextFileInitializer(
+                vocab_file, tf.int64, number, tf.string, line, vocab_size=len(vocabulary))
+        self.token_to_id = tf.lookup.StaticHashTable(token_to_id, default_value=UNK_ID)
+        self.id_to_token = tf.lookup.StaticHashTable(id_to_token, default_value=UNK)
+
+    @property
+    def vocab_size(self):
+        return len(self.vocabulary)
+
+    def tokenize(self, texts):
+        """(batch,) string -> (batch, (tokens)) ragged string, clipped to leave room for [END]."""
+        return self.tokenizer.split(texts)[:, :self.max_length - 1]
+
+    def encode(self, texts, add_start=False):
+        """(batch,) string -> (batch, (ids)) ragged int32 ending in [END].
+
+        Every encoded text holds at least [END], so an empty string is a valid input.
+        Unknown tokens map to [UNK]; [START] is prepended when `add_start` (decoder targets).
+        """
+        ids = tf.ragged.map_flat_values(self.token_to_id.lookup, self.tokenize(texts))
+        ids = tf.cast(ids, tf.int32)
+        batch = ids.nrows()
+        pieces = [ids, tf.fill([batch, 1], END_ID)]
+        if add_start:
+            pieces.insert(0, tf.fill([batch, 1], START_ID))
+        return tf.concat(pieces, axis=1)
+
+    def ids_to_tokens(self, ids):
+        """(batch, t) int -> (batch, t) string."""
+        return self.id_to_token.lookup(tf.cast(ids, tf.int64))
+
+    def decode(self, ids):
+        """(batch, t) int ids -> (batch,) text; stops at the first [END], skips [PAD]/[START]."""
+        ids = tf.cast(ids, tf.int32)
+        before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
+        keep = before_end & (ids != PAD_ID) & (ids != START_ID)
+        tokens = tf.ragged.boolean_mask(self.ids_to_tokens(ids), keep)  # (batch, (kept))
+        return self.tokenizer.join(tokens)

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="keras_s2s",
+    version="0.1.0",
+    description="Sequence-to-sequence learning with attention in Keras: train, decode, export, serve.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_s2s", "keras_s2s.*"]),
+    python_requires=">=3.10",
+    # tensorflow-text 2.21 requires the full tensorflow wheel, so that is what is pinned.
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-text>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "numpy",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": ["pytest>=8"],
+        "notebooks": ["jupyter", "nbclient", "ipykernel"],
+    },
+    entry_points={"console_scripts": ["keras-s2s=keras_s2s.cli:main"]},
+)
