@@ -76,12 +76,18 @@ class Decoder(keras.layers.Layer):
         self.dropout_rate = dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.dropout = keras.layers.Dropout(dropout)
-        self.rnn_layers = [make_rnn(cell, units, f"rnn_{index}") for index in range(num_layers)]
+        for index in range(num_layers):
+            # One attribute per layer, as in the encoder, so checkpoints include them.
+            setattr(self, f"rnn_{index}", make_rnn(cell, units, f"rnn_{index}"))
         self.attention = make_attention(attention, attention_units)
         if self.attention is not None:
             self.attentional_projection = keras.layers.Dense(
                 units, activation="tanh", use_bias=False, name="W_c")
         self.output_projection = keras.layers.Dense(vocab_size, name="W_s")
+
+    @property
+    def rnn_layers(self):
+        return [getattr(self, f"rnn_{index}") for index in range(self.num_layers)]
 
     def build(self, target_ids_shape, encoder_outputs_shape):
         batch, length = target_ids_shape[0], target_ids_shape[1]

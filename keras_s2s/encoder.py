@@ -65,7 +65,6 @@ class Encoder(keras.layers.Layer):
         self.dropout_rate = dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.dropout = keras.layers.Dropout(dropout)
-        self.rnn_layers = []
         for index in range(num_layers):
             if bidirectional:
                 rnn = keras.layers.Bidirectional(
@@ -75,7 +74,13 @@ class Encoder(keras.layers.Layer):
                     name=f"bidirectional_{index}")
             else:
                 rnn = make_rnn(cell, units, f"rnn_{index}")
-            self.rnn_layers.append(rnn)
+            # One attribute per layer: a list attribute would hide the layers from
+            # tf.train.Checkpoint, which tracks attributes, not Keras' list wrappers.
+            setattr(self, f"rnn_{index}", rnn)
+
+    @property
+    def rnn_layers(self):
+        return [getattr(self, f"rnn_{index}") for index in range(self.num_layers)]
 
     def build(self, source_ids_shape):
         batch, length = source_ids_shape[0], source_ids_shape[1]

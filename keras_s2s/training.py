@@ -71,7 +71,8 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
     def evaluate_step(source_ids, target_ids):
         return model.teacher_forcing_sums(source_ids, target_ids, training=False)
 
-    steps_per_epoch = None
+    cardinality = int(train_dataset.cardinality())
+    steps_per_epoch = cardinality if cardinality > 0 else None  # unknown until an epoch ends
     for epoch in range(int(epochs_done.numpy()), train_config.epochs):
         if verbose:
             print(f"Epoch {epoch + 1}/{train_config.epochs}")
@@ -85,7 +86,7 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
                 raise FloatingPointError(
                     f"The loss became {totals.last_loss} at epoch {epoch + 1}, step {step}; "
                     f"stopped without saving. The last checkpoint in {checkpoint_dir} is intact.")
-            progress.update(step, totals.logs())
+            progress.update(step, list(totals.logs().items()))
         steps_per_epoch = step
         seconds = time.perf_counter() - start
         logs = {"epoch": epoch + 1, **totals.logs(), "seconds": round(seconds, 3),

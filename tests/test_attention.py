@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_s2s.attention import BahdanauAttention, LuongAttention
+
+rng = np.random.default_rng(0)
+QUERY = rng.normal(size=(2, 3, 4)).astype("float32")  # (batch, t, units)
+VALUES = rng.normal(size=(2, 5, 4)).astype("float32")  # (batch, s, units)
+MASK = np.array([[True] * 5, [True, True, True, False, False]])
+
+
+def softmax(scores, mask):
+    scores = np.where(mask[:, None, :], scores, -np.inf)
+    exp = np.exp(scores - scores.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def check_against(layer, expected_scores):
+    context, weights = layer(QUERY, VALUES, source_mask=MASK)
+    expected_weights = softmax(expected_scores, MASK)
+    np.testing.assert_allclose(weights, expected_weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(context, expected_weights @ VALUES, rtol=1e-5, atol=1e-6)
+
+
+def test_bahdanau_is_v_tanh_w1_h_plus_w2_s():
+    layer = BahdanauAttention(units=6)
+    layer(QUERY, VALUES)
+    w1, w2, v = (layer.key_projection.kernel.numpy(), layer.query_projection.kernel.numpy(),
+                 layer.score_vector.kernel.numpy())
+    hidden = np.tanh((VALUES @ w1)[:, None, :, :] + (QUERY @ w2)[:, :, None, :])  # (b, t, s, u)
+    check_against(layer, (hidden @ v)[..., 0])
+
+
+def test_luong_dot_general_and_concat_scores():
+    dot = LuongAttention("dot")
+    check_against(dot, QUERY @ VALUES.transpose(0, 2, 1))
+
+    general = LuongAttention("general")
+    general(QUERY, VALUES)
+    w_a = general.key_projection.kernel.numpy()
+    check_against(general, QUERY @ (VALUES @ w_a).transpose(0, 2, 1))
+
+    concat = LuongAttention("concat", units=6)
+    concat(QUERY, VALUES)
+    w_values, w_query, v = (concat.key_projection.kernel.numpy(),
+                            concat.query_projection.kernel.numpy(), concat.score_vector.kernel.numpy())
+    hidden = np.tanh((VALUES @ w_values)[:, None] + (QUERY @ w_query)[:, :, None])
+    check_against(concat, (hidden @ v)[..., 0])
+
+
+@pytest.mark.parametrize("layer", [BahdanauAttention(6), LuongAttention("general")])
+def test_padding_gets_no_weight_and_rows_sum_to_one(layer):
+    _, weights = layer(QUERY, VALUES, source_mask=MASK)
+    assert np.all(weights.numpy()[1, :, 3:] == 0.0)
+    np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, rtol=1e-6)
+
+
+def test_precomputed_keys_give_the_same_result():
+    layer = BahdanauAttention(6)
+    plain = layer(QUERY, VALUES, source_mask=MASK)
+    with_keys = layer(QUERY, VALUES, keys=layer.compute_keys(VALUES), source_mask=MASK)
+    np.testing.assert_allclose(plain[0], with_keys[0])
+
+
+def test_dot_score_needs_equal_widths():
+    with pytest.raises(ValueError, match="same width"):
+        LuongAttention("dot")(QUERY, tf.zeros([2, 5, 7]))
+
+
+def test_unknown_luong_score_is_refused():
+    with pytest.raises(ValueError, match="score"):
+        LuongAttention("cosine")
+
+
+@pytest.mark.parametrize("layer", [BahdanauAttention(6), LuongAttention("concat", units=3)])
+def test_get_config_rebuilds_an_equivalent_layer(layer):
+    layer(QUERY, VALUES)
+    clone = type(layer).from_config(layer.get_config())
+    clone(QUERY, VALUES)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(QUERY, VALUES)[1], layer(QUERY, VALUES)[1])

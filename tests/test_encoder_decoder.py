@@ -1,0 +1,76 @@
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_s2s.decoder import Decoder
+from keras_s2s.encoder import Encoder
+
+SOURCE = tf.constant([[5, 6, 7, 3], [8, 3, 0, 0]])  # second row padded
+TARGET = tf.constant([[2, 9, 10, 11], [2, 12, 3, 0]])
+
+
+@pytest.mark.parametrize("cell,bidirectional,num_layers",
+                         list(itertools.product(["gru", "lstm"], [False, True], [1, 2])))
+def test_encoder_shapes_and_padding_does_not_change_final_state(cell, bidirectional, num_layers):
+    encoder = Encoder(30, 8, 16, cell=cell, num_layers=num_layers, bidirectional=bidirectional)
+    outputs, states = encoder(SOURCE)
+    assert tuple(outputs.shape) == (2, 4, 16)
+    assert len(states) == num_layers
+    assert all(tuple(state.shape) == (2, 16) for layer in states for state in layer)
+    assert len(states[0]) == (2 if cell == "lstm" else 1)
+    # The mask makes the padded row's final state the state after its last real token.
+    _, unpadded_states = encoder(SOURCE[1:, :2])
+    for padded, unpadded in zip(states[-1], unpadded_states[-1]):
+        np.testing.assert_allclose(padded[1], unpadded[0], rtol=1e-5, atol=1e-6)
+
+
+CONFIGURATIONS = [(cell, attention, feeding)
+                  for cell in ("gru", "lstm")
+                  for attention in ("bahdanau", "luong-dot", "luong-general", "luong-concat", None)
+                  for feeding in ((False, True) if attention else (False,))]
+
+
+@pytest.mark.parametrize("cell,attention,input_feeding", CONFIGURATIONS)
+def test_step_by_step_decoding_equals_teacher_forced_call(cell, attention, input_feeding):
+    encoder = Encoder(30, 8, 16, cell=cell, num_layers=2)
+    decoder = Decoder(40, 8, 16, cell=cell, num_layers=2, attention=attention,
+                      attention_units=12, input_feeding=input_feeding)
+    outputs, states = encoder(SOURCE)
+    mask = SOURCE != 0
+    state = decoder.initial_state(states)
+    logits, weights = decoder(TARGET, outputs, state, mask)
+    assert tuple(logits.shape) == (2, 4, 40) and tuple(weights.shape) == (2, 4, 4)
+    keys = decoder.compute_keys(outputs)
+    step_logits, step_weights = [], []
+    for position in range(TARGET.shape[1]):
+        position_logits, state, position_weights = decoder.step(
+            TARGET[:, position], state, outputs, keys, mask)
+        step_logits.append(position_logits)
+        step_weights.append(position_weights)
+    np.testing.assert_allclose(np.stack(step_logits, 1), logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.stack(step_weights, 1), weights, rtol=1e-5, atol=1e-6)
+    assert np.abs(logits.numpy()).max() > 0
+    if attention is None:
+        assert np.all(weights.numpy() == 0)
+    else:
+        assert np.all(weights.numpy()[1, :, 2:] == 0)  # padded source positions
+        np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+def test_decoder_configuration_errors_are_clear():
+    with pytest.raises(ValueError, match="input_feeding"):
+        Decoder(10, 4, 8, attention=None, input_feeding=True)
+    decoder = Decoder(10, 4, 8, num_layers=2)
+    with pytest.raises(ValueError, match="num_layers"):
+        decoder.initial_state([[tf.zeros([1, 8])]])
+    with pytest.raises(ValueError, match="even"):
+        Encoder(10, 4, 7, bidirectional=True)
+
+
+def test_layers_round_trip_through_get_config():
+    encoder = Encoder(30, 8, 16, cell="lstm", num_layers=2, bidirectional=False, dropout=0.1)
+    decoder = Decoder(40, 8, 16, attention="luong-general", input_feeding=True)
+    assert Encoder.from_config(encoder.get_config()).get_config() == encoder.get_config()
+    assert Decoder.from_config(decoder.get_config()).get_config() == decoder.get_config()

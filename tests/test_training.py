@@ -1,0 +1,74 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_s2s import tasks
+from keras_s2s.config import TrainConfig, preset
+from keras_s2s.data import make_dataset
+from keras_s2s.model import Seq2Seq
+from keras_s2s.training import load_trained_model, train
+
+
+def fresh(pairs, directory=None):
+    keras.utils.set_random_seed(0)
+    if directory is not None and (directory / "config.json").exists():
+        return Seq2Seq.from_spec(directory)
+    model_config, _ = preset("dates")
+    model_config.units = 32
+    return Seq2Seq.from_pairs(pairs, model_config)
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
+    pairs, validation = tasks.load_task("dates", 400, 40)
+    model = fresh(pairs)
+    model.save_spec(tmp_path)
+    steps_per_epoch = int(make_dataset(pairs, model, 32).cardinality())
+    first = train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1, batch_size=32),
+                  validation_dataset=make_dataset(validation, model, 64, shuffle=False),
+                  checkpoint_dir=str(tmp_path), verbose=0)
+    assert len(first) == 1 and "val_loss" in first[0]
+
+    # A new process would rebuild the model from the directory; so does this.
+    resumed_model = fresh(pairs, tmp_path)
+    history = train(resumed_model, make_dataset(pairs, resumed_model, 32),
+                    TrainConfig(epochs=3, batch_size=32), checkpoint_dir=str(tmp_path), verbose=1)
+    assert "Resumed from" in capsys.readouterr().out
+    assert [epoch["epoch"] for epoch in history] == [1, 2, 3]
+    assert history[0] == first[0]
+    assert json.loads((tmp_path / "history.json").read_text()) == history
+    # The optimizer state came back: three epochs of steps in all, not two.
+    reloaded = load_trained_model(str(tmp_path))
+    assert reloaded.translate(["March 3, 2021"]) == resumed_model.translate(["March 3, 2021"])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(reloaded.trainable_variables)
+    tf.train.Checkpoint(optimizer=optimizer).restore(
+        tf.train.latest_checkpoint(str(tmp_path))).expect_partial()
+    assert int(optimizer.iterations.numpy()) == 3 * steps_per_epoch
+
+
+def test_finished_training_does_nothing_more(tmp_path):
+    pairs, _ = tasks.load_task("dates", 200, 10)
+    model = fresh(pairs)
+    train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1), checkpoint_dir=str(tmp_path),
+          verbose=0)
+    weights = [weight.copy() for weight in model.get_weights()]
+    history = train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1),
+                    checkpoint_dir=str(tmp_path), verbose=0)
+    assert len(history) == 1
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_exploding_loss_stops_with_a_clear_error(tmp_path):
+    pairs, _ = tasks.load_task("dates", 200, 10)
+    model = fresh(pairs)
+    # A NaN in the weights makes every loss NaN, as a diverged run would.
+    embeddings = model.decoder.embedding.embeddings
+    embeddings.assign(np.full(embeddings.shape, np.nan, np.float32))
+    with pytest.raises(FloatingPointError, match="epoch 1, step 1"):
+        train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1),
+              checkpoint_dir=str(tmp_path), verbose=0)
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None  # nothing was saved
