@@ -35,7 +35,9 @@ def run_demo(output_dir="demo_output", task="dates", train_size=20000, test_size
     history = model.fit(
         make_dataset(train_pairs, model, train_config.batch_size, seed=seed),
         validation_data=make_dataset(test_pairs, model, 256, shuffle=False),
-        epochs=train_config.epochs, verbose=verbose)
+        # The dataset reshuffles itself each epoch; shuffle=False only stops fit warning that
+        # it cannot shuffle a tf.data.Dataset.
+        epochs=train_config.epochs, shuffle=False, verbose=verbose)
     training_seconds = time.perf_counter() - started
 
     sources = [source for source, _ in test_pairs]

@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import pathlib
 import warnings
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def plot_attention(attention, source_tokens, target_tokens, path, title=None):
         figure.tight_layout()
         figure.savefig(path, dpi=120)
         pyplot.close(figure)
-    return path
+    return pathlib.Path(path)
 
 
 def plot_history(history, path, metrics=("loss", "accuracy")):
@@ -97,7 +98,7 @@ def plot_history(history, path, metrics=("loss", "accuracy")):
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     pyplot.close(figure)
-    return path
+    return pathlib.Path(path)
 
 
 def _label(token):

@@ -59,6 +59,9 @@ class Translator(tf.Module):
     def translate(self, text):
         source_tokens = self.source_text.tokenize(text)  # (batch, (s - 1)) string
         source_ids = self.source_text.encode(text).to_tensor()  # (batch, s), [END] last
+        # Only an empty batch has s = 0, which the RNN cannot step over; give it one
+        # padding column (any real sentence has at least its [END]).
+        source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(source_ids)[1])]])
         encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
         source_mask = tf.not_equal(source_ids, PAD_ID)
         keys = self.decoder.compute_keys(encoder_outputs)

@@ -1,0 +1,71 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def keras_s2s(*args, timeout=600):
+    # The console script when it is installed, else the module: both call cli.main().
+    command = [shutil.which("keras-s2s")] if shutil.which("keras-s2s") else [sys.executable, "-m", "keras_s2s"]
+    return subprocess.run(command + [str(arg) for arg in args], capture_output=True, text=True,
+                          env=ENV, timeout=timeout)
+
+
+def test_demo_reaches_99_percent_and_writes_its_files(tmp_path):
+    result = keras_s2s("demo", "--output-dir", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exact = float(re.search(r"Exact match on 1000 held-out pairs: ([\d.]+)%", result.stdout).group(1))
+    assert exact >= 99.0
+    assert re.search(r"Took [\d.]+ s in all", result.stdout)
+    assert "looks at:" in result.stdout
+    for name in ("attention.png", "history.png", "saved_model/saved_model.pb"):
+        assert (tmp_path / name).exists(), name
+
+
+def test_train_resumes_then_exports_and_translates(tmp_path):
+    checkpoints, export = tmp_path / "run", tmp_path / "export"
+    common = ["train", "--task", "dates", "--train-size", "2000", "--test-size", "100",
+              "--checkpoint-dir", checkpoints]
+    first = keras_s2s(*common, "--epochs", "1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (checkpoints / "config.json").exists() and (checkpoints / "source_vocab.txt").exists()
+
+    second = keras_s2s(*common, "--epochs", "2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resumed from" in second.stdout and "after epoch 1" in second.stdout
+    assert "Epoch 1/2" not in second.stdout and "Epoch 2/2" in second.stdout
+
+    exported = keras_s2s("export", "--checkpoint-dir", checkpoints, "--output", export)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    translated = keras_s2s("translate", "--model", export, "March 3, 2021", "")
+    assert translated.returncode == 0, translated.stderr[-3000:]
+    assert len(translated.stdout.splitlines()) == 2
+    assert re.fullmatch(r"[\d-]*", translated.stdout.splitlines()[0])
+
+    again = keras_s2s("export", "--checkpoint-dir", checkpoints, "--output", export)
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_train_on_a_pair_file_reports_malformed_lines(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    lines = [f"I eat {n} apples.\t나는 사과 {n}개를 먹는다." for n in range(60)]
+    pairs.write_text("\n".join(lines[:30] + ["a line without a tab"] + lines[30:]) + "\n",
+                     encoding="utf-8")
+    result = keras_s2s("train", "--pairs", pairs, "--epochs", "1", "--checkpoint-dir",
+                       tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "60 pairs from 61 lines, 1 malformed" in result.stdout
+    assert "line 31" in result.stderr
+
+
+def test_user_errors_exit_with_a_message_not_a_traceback(tmp_path):
+    result = keras_s2s("translate", "--model", tmp_path / "missing", "hello")
+    assert result.returncode == 2
+    assert "No SavedModel" in result.stderr and "Traceback" not in result.stderr

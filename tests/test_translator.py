@@ -1,0 +1,117 @@
+"""The exported SavedModel: contract, fresh-process reload, session loader, bad input, Korean."""
+
+import json
+import os
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_s2s import translator as translator_lib
+
+SENTENCES = ["Wednesday, March 3, 2021", "3rd of March 2021", "03/03/2021", "MAR 3 2021",
+             "the 1st of January, 1900"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_signature_contract(dates_export):
+    loaded = translator_lib.load(dates_export)
+    serving = loaded.signatures["serving_default"]
+    assert list(serving.structured_input_signature[1]) == ["text"]
+    outputs = serving(text=tf.constant(SENTENCES))
+    expected = {"text": tf.string, "score": tf.float32, "length": tf.int32,
+                "attention": tf.float32, "source_tokens": tf.string, "target_tokens": tf.string}
+    assert {key: value.dtype for key, value in outputs.items()} == expected
+    assert all(value.shape[0] == len(SENTENCES) for value in outputs.values())  # batch first
+    batch, steps, source_length = outputs["attention"].shape
+    assert outputs["target_tokens"].shape == (batch, steps)
+    assert outputs["source_tokens"].shape == (batch, source_length)
+    assert sorted(os.listdir(os.path.join(dates_export, "assets"))) == [
+        "config.json", "source_vocab.txt", "target_vocab.txt"]
+
+
+def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_model, dates_export):
+    model = dates_model[0]
+    before = model.translator().translate(tf.constant(SENTENCES))
+    script = (
+        "import json, sys\n"
+        "import tensorflow as tf, tensorflow_text\n"
+        "loaded = tf.saved_model.load(sys.argv[1])\n"
+        "out = loaded.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
+        "print(json.dumps({'text': [t.decode() for t in out['text'].numpy()],"
+        " 'score': out['score'].numpy().tolist(),"
+        " 'attention': out['attention'].numpy().tolist()}))\n"
+        "assert 'keras_s2s' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", script, dates_export, json.dumps(SENTENCES)],
+                            capture_output=True, text=True, env=ENV, cwd="/", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = json.loads(result.stdout.strip().splitlines()[-1])
+    assert after["text"] == [text.decode() for text in before["text"].numpy()]
+    np.testing.assert_allclose(after["score"], before["score"].numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(after["attention"], before["attention"].numpy(), atol=1e-5)
+
+
+def test_session_based_loader_runs_the_export(dates_model, dates_export):
+    # saved_model_cli's loader is the one TensorFlow Serving uses; it fails with
+    # "Could not find variable" when an export does not track its Keras variables.
+    script = ("import sys, tensorflow_text\n"
+              "from tensorflow.python.tools import saved_model_cli\n"
+              "sys.argv = ['saved_model_cli'] + sys.argv[1:]\n"
+              "saved_model_cli.main()\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script, "run", "--dir", dates_export, "--tag_set", "serve",
+         "--signature_def", "serving_default", "--input_exprs", 'text=["March 3, 2021"]'],
+        capture_output=True, text=True, env=ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = dates_model[0].translate(["March 3, 2021"])[0]
+    assert f"[b'{expected}']" in result.stdout
+
+
+HOSTILE = ["", "   ", "\t\n", "x" * 10000, "🙂🙃 ✨", "مرحبا بالعالم", "Ωμέγα 3 März 2021",
+           "\x00\x01\x7f", "March 3, 2021" * 200]
+
+
+def test_hostile_input_gives_defined_bounded_output(dates_model):
+    translator = dates_model[0].translator()
+    outputs = translator.translate(tf.constant(HOSTILE))
+    assert outputs["text"].shape == (len(HOSTILE),)
+    assert np.all(outputs["length"].numpy() <= translator.max_length)
+    assert np.all(np.isfinite(outputs["score"].numpy()))
+    # Long input is clipped to the model's maximum source length ([END] included).
+    assert outputs["source_tokens"].shape[1] <= dates_model[0].model_config.max_source_length
+    invalid_utf8 = translator.translate(tf.constant([b"March \xff\xfe 3, 2021", b"\xc3"]))
+    assert invalid_utf8["text"].shape == (2,)
+    again = translator.translate(tf.constant(HOSTILE))
+    assert again["text"].numpy().tolist() == outputs["text"].numpy().tolist()  # deterministic
+
+
+def test_empty_batch(dates_model):
+    outputs = dates_model[0].translator().translate(tf.constant([], tf.string))
+    assert outputs["text"].shape == (0,) and outputs["attention"].shape[0] == 0
+
+
+def test_batch_and_single_translations_agree(dates_model):
+    model, _, test_pairs = dates_model
+    sources = [source for source, _ in test_pairs[:40]]
+    assert model.translate(sources) == [model.translate([source])[0] for source in sources]
+
+
+def test_max_length_bounds_the_output(dates_model):
+    outputs = dates_model[0].translator(max_length=4).translate(tf.constant(SENTENCES))
+    assert outputs["attention"].shape[1] <= 4
+    assert all(len(text) <= 4 for text in outputs["text"].numpy())
+
+
+def test_korean_output_is_composed_hangul(korean_model):
+    model, _, test_pairs = korean_model
+    sources = [source for source, _ in test_pairs[:50]]
+    translations = model.translate(sources + ["I eat an apple"])
+    assert translations[-1] == "나는 사과를 먹는다"
+    for text in translations:
+        assert text and unicodedata.is_normalized("NFC", text)
+        assert all("\uac00" <= character <= "\ud7a3" or character == " " for character in text), text
+    references = [target for _, target in test_pairs[:50]]
+    assert sum(t == r for t, r in zip(translations, references)) >= 45
