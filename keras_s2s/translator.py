@@ -44,8 +44,11 @@ class Translator(tf.Module):
         self.max_length = int(max_length or model.model_config.max_target_length)
         if self.max_length < 1:
             raise ValueError(f"max_length must be positive; got {max_length}.")
-        self.encoder = model.encoder
-        self.decoder = model.decoder
+        # The layers are held without tracking: the export tracks the tf.Variables the
+        # graph captures (see `save`); tracking the Keras layers too would store every
+        # weight twice, once per path.
+        object.__setattr__(self, "encoder", model.encoder)
+        object.__setattr__(self, "decoder", model.decoder)
         # The vocabularies are written to files so that the lookup tables read them from
         # there; SavedModel then copies the files into `assets/` beside the graph.
         self._asset_directory = tempfile.TemporaryDirectory(prefix="keras_s2s_assets_")
@@ -90,7 +93,8 @@ class Translator(tf.Module):
         serving = self.translate.get_concrete_function()
         # Keras 3 layers held by a plain tf.Module export variables that session-based
         # loaders (TensorFlow Serving, saved_model_cli run) cannot find unless the module
-        # tracks them directly; listing the function's variables does that.
+        # tracks them directly; listing the function's variables does that, and is the
+        # only tracking the weights get.
         self.serving_variables = list(serving.variables)
         tf.saved_model.save(self, path, signatures={"serving_default": serving})
         return path

@@ -115,3 +115,12 @@ def test_korean_output_is_composed_hangul(korean_model):
         assert all("\uac00" <= character <= "\ud7a3" or character == " " for character in text), text
     references = [target for _, target in test_pairs[:50]]
     assert sum(t == r for t, r in zip(translations, references)) >= 45
+
+
+def test_export_stores_each_weight_once_and_no_optimizer_state(dates_model, dates_export):
+    variables_dir = os.path.join(dates_export, "variables")
+    stored = sum(os.path.getsize(os.path.join(variables_dir, name)) for name in os.listdir(variables_dir))
+    parameter_bytes = 4 * dates_model[0].count_params()
+    assert parameter_bytes <= stored < 1.1 * parameter_bytes
+    names = [name for name, _ in tf.train.list_variables(os.path.join(variables_dir, "variables"))]
+    assert not any("optimizer" in name for name in names)
