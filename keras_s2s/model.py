@@ -100,6 +100,16 @@ class Seq2Seq(keras.Model):
         self.label_smoothing = float(label_smoothing)
         super().compile(optimizer=optimizer, **kwargs)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        return None if config is None else {**config, "label_smoothing": self.label_smoothing}
+
+    def compile_from_config(self, config):
+        # Keras' own version skips models that override compile(); this one restores the
+        # optimizer (with its state slots) and the label smoothing.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.accuracy_tracker]

@@ -89,6 +89,8 @@ def test_keras_file_save_and_load(dates_model, tmp_path):
     model, _, test_pairs = dates_model
     model.save(tmp_path / "dates.keras")
     loaded = keras.models.load_model(tmp_path / "dates.keras")
+    assert loaded.label_smoothing == model.label_smoothing
+    assert loaded.optimizer.learning_rate.numpy() == pytest.approx(model.optimizer.learning_rate.numpy())
     sources = [source for source, _ in test_pairs[:20]]
     assert loaded.translate(sources) == model.translate(sources)
 
