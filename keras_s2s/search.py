@@ -37,8 +37,71 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
         pad_id: written after a row has finished.
 
     Returns:
-        A `SearchResult`.
+        A `SearchResult`; scores are summed log-probabilities.
     """
+    def most_likely(log_probs, step):
+        return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+
+    return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
+                            pad_id, most_likely)
+
+
+def sample_search(next_step, initial_state, start_tokens, end_id, max_length, row_keys,
+                  temperature=1.0, top_k=0, top_p=1.0, pad_id=0):
+    """Draws every token from the model's (reshaped) distribution: varied output for a chatbot.
+
+    Args:
+        next_step, initial_state, start_tokens, end_id, max_length, pad_id: as `greedy_search`.
+        row_keys: (batch,) int64, one random key per row. A row's draws depend only on its
+            key and the step, never on the batch it is in, so the same key always gives the
+            same sample (derive keys from the input text and a user seed for that).
+        temperature: divides the logits; below 1 sharpens, above 1 flattens; <= 0 is greedy.
+        top_k: sample among the k most likely tokens only (0: all).
+        top_p: sample among the smallest set of tokens whose probability reaches p (nucleus).
+
+    Returns:
+        A `SearchResult`; scores are the model's own log-probabilities of the drawn tokens.
+    """
+    temperature = tf.cast(temperature, tf.float32)
+    row_keys = tf.cast(row_keys, tf.int64)
+
+    def draw(log_probs, step):
+        logits = filter_logits(log_probs / tf.maximum(temperature, 1e-6), top_k, top_p)
+        # Gumbel-max: argmax(logits + Gumbel noise) is a sample from softmax(logits).
+        uniform = tf.vectorized_map(
+            lambda key: tf.random.stateless_uniform(
+                tf.shape(logits)[1:], seed=tf.stack([key, tf.cast(step, tf.int64)]),
+                minval=1e-20, maxval=1.0), row_keys)  # (batch, vocab)
+        sampled = tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1,
+                            output_type=tf.int32)
+        greedy = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        return tf.where(temperature > 0, sampled, greedy)
+
+    return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
+                            pad_id, draw)
+
+
+def filter_logits(logits, top_k=0, top_p=1.0):
+    """(batch, vocab) logits with everything outside the top-k / top-p set at -inf.
+
+    At least the most likely token always survives.
+    """
+    vocab = tf.shape(logits)[-1]
+    top_k = tf.cast(top_k, tf.int32)
+    top_k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")  # (batch, vocab)
+    # Nucleus: keep sorted tokens while the probability mass before them is below p.
+    sorted_probs = tf.nn.softmax(sorted_logits)
+    mass_before = tf.cumsum(sorted_probs, axis=-1, exclusive=True)
+    keep_count = tf.reduce_sum(tf.cast(mass_before < tf.cast(top_p, tf.float32), tf.int32), -1)
+    keep_count = tf.clip_by_value(tf.minimum(keep_count, top_k), 1, vocab)  # (batch,)
+    threshold = tf.gather(sorted_logits, keep_count - 1, batch_dims=1)[:, tf.newaxis]
+    return tf.where(logits < threshold, tf.constant(-float("inf"), logits.dtype), logits)
+
+
+def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id, choose):
+    """The loop shared by greedy and sampling: one token per row per step, chosen by
+    `choose(log_probs (batch, vocab), step) -> (batch,) int32`."""
     batch = tf.shape(start_tokens)[0]
     tokens_array = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
     outputs_array = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
@@ -52,15 +115,11 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
     def body(step, tokens, state, finished, scores, tokens_array, outputs_array):
         logits, state, step_output = next_step(tokens, state)
         log_probs = tf.nn.log_softmax(logits)  # (batch, vocab)
-        next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (batch,)
-        next_tokens = tf.where(finished, pad_id, next_tokens)
+        next_tokens = tf.where(finished, pad_id, choose(log_probs, step))  # (batch,)
         chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
         scores += tf.where(finished, 0.0, chosen)
-        step_output = tf.where(
-            tf.reshape(finished, [-1] + [1] * (step_output.shape.rank - 1)),
-            tf.zeros_like(step_output), step_output)
         tokens_array = tokens_array.write(step, next_tokens)
-        outputs_array = outputs_array.write(step, tf.cast(step_output, tf.float32))
+        outputs_array = outputs_array.write(step, _zero_where(finished, step_output))
         finished = finished | tf.equal(next_tokens, end_id)
         return step + 1, next_tokens, state, finished, scores, tokens_array, outputs_array
 
@@ -69,9 +128,20 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
         (tf.constant(0), tf.cast(start_tokens, tf.int32), initial_state,
          tf.zeros([batch], tf.bool), tf.zeros([batch]), tokens_array, outputs_array))
     tokens = tf.transpose(tokens_array.stack(), [1, 0])  # (t, batch) -> (batch, t)
-    step_outputs = outputs_array.stack()  # (t, batch, ...)
-    step_outputs = tf.transpose(step_outputs, tf.concat([[1, 0], tf.range(2, tf.rank(step_outputs))], 0))
+    step_outputs = _batch_major(outputs_array.stack())  # (t, batch, ...) -> (batch, t, ...)
     return SearchResult(tokens, sequence_lengths(tokens, end_id), scores, step_outputs)
+
+
+def _zero_where(condition, values):
+    """values (batch, ...) as float32 with the rows where condition (batch,) holds zeroed."""
+    values = tf.cast(values, tf.float32)
+    condition = tf.reshape(condition, tf.concat([[-1], tf.ones([tf.rank(values) - 1], tf.int32)], 0))
+    return tf.where(condition, tf.zeros_like(values), values)
+
+
+def _batch_major(stacked):
+    """(t, batch, ...) -> (batch, t, ...)."""
+    return tf.transpose(stacked, tf.concat([[1, 0], tf.range(2, tf.rank(stacked))], 0))
 
 
 def sequence_lengths(tokens, end_id):

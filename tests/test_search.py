@@ -94,3 +94,67 @@ def test_sequence_lengths_count_through_the_first_end():
     np.testing.assert_array_equal(
         sequence_lengths(tf.constant([[5, END, 0, END], [5, 5, 5, 5], [END, 0, 0, 0]]), END),
         [2, 4, 1])
+
+
+from keras_s2s.search import filter_logits, sample_search  # noqa: E402
+
+
+def one_step_model(probabilities):
+    """Every row draws once from `probabilities`, then must end."""
+    table = tf.math.log(tf.constant(probabilities, tf.float32))
+
+    def next_step(tokens, state):
+        batch = tf.shape(tokens)[0]
+        first = tf.tile(table[tf.newaxis], [batch, 1])
+        then_end = tf.tile(tf.math.log(tf.one_hot([END], VOCAB) + 1e-9), [batch, 1])
+        return tf.where((state == 0)[:, tf.newaxis], first, then_end), state + 1, tf.zeros([batch, 1])
+
+    return next_step
+
+
+PROBABILITIES = [1e-9, 0.05, 0.5, 0.25, 0.15, 0.05]
+
+
+def sample(keys, **options):
+    keys = tf.constant(keys, tf.int64)
+    batch = keys.shape[0]
+    return sample_search(one_step_model(PROBABILITIES), tf.zeros([batch], tf.int32),
+                         tf.zeros([batch], tf.int32), END, 3, keys, **options)
+
+
+def test_sampling_follows_the_model_distribution():
+    drawn = sample(list(range(4000))).tokens.numpy()[:, 0]
+    frequencies = np.bincount(drawn, minlength=VOCAB) / len(drawn)
+    np.testing.assert_allclose(frequencies, PROBABILITIES, atol=0.03)
+
+
+def test_top_k_top_p_and_temperature_restrict_the_draws():
+    keys = list(range(1000))
+    assert set(sample(keys, top_k=2).tokens.numpy()[:, 0]) == {2, 3}
+    assert set(sample(keys, top_p=0.7).tokens.numpy()[:, 0]) == {2, 3}  # 0.5 + 0.25 reach 0.7
+    assert set(sample(keys, top_p=0.4).tokens.numpy()[:, 0]) == {2}
+    assert set(sample(keys, temperature=0.0).tokens.numpy()[:, 0]) == {2}  # greedy
+    cold = np.mean(sample(keys, temperature=0.3).tokens.numpy()[:, 0] == 2)
+    hot = np.mean(sample(keys, temperature=3.0).tokens.numpy()[:, 0] == 2)
+    assert cold > 0.8 > 0.5 > hot
+
+
+def test_samples_depend_on_the_row_key_only():
+    together = sample([5, 6, 7, 8]).tokens.numpy()
+    for row, key in enumerate([5, 6, 7, 8]):
+        alone = sample([key]).tokens.numpy()[0]
+        np.testing.assert_array_equal(alone, together[row, :len(alone)])
+    assert len({tuple(row) for row in sample(list(range(50))).tokens.numpy()}) > 1
+    scores = sample([9]).scores.numpy()
+    drawn = int(sample([9]).tokens.numpy()[0, 0])
+    # The score is the model's log-probability of the drawn path (then [END] at ~1).
+    np.testing.assert_allclose(scores[0], np.log(PROBABILITIES[drawn]), atol=1e-4)
+
+
+def test_filter_logits_keeps_at_least_the_best_token():
+    logits = tf.math.log(tf.constant([[0.1, 0.6, 0.3], [0.3, 0.3, 0.4]]))
+    kept = np.isfinite(filter_logits(logits, top_k=0, top_p=0.01).numpy())
+    np.testing.assert_array_equal(kept, [[False, True, False], [False, False, True]])
+    kept = np.isfinite(filter_logits(logits, top_k=2, top_p=1.0).numpy())
+    # Row 2 has a tie at the second place: both tied tokens stay.
+    np.testing.assert_array_equal(kept, [[False, True, True], [True, True, True]])
