@@ -45,6 +45,8 @@ class ModelConfig:
     attention_units: int = 256  # width of the additive score network (bahdanau, luong-concat)
     input_feeding: bool = False  # feed the previous attentional vector into the next RNN step
     dropout: float = 0.0  # dropout on embeddings and on the attentional vector
+    beam_size: int = 1  # default decoding (translate(), serving_default): 1 greedy, >1 beam search
+    length_penalty: float = 0.6  # GNMT length-penalty exponent alpha used by beam search
 
     def __post_init__(self):
         _check_choice("source_tokenizer", self.source_tokenizer, TOKENIZERS)
@@ -55,7 +57,7 @@ class ModelConfig:
         if self.input_feeding and self.attention is None:
             raise ValueError("input_feeding=True needs an attention mechanism; got attention=None.")
         for name in ("max_source_vocab", "max_target_vocab", "min_count", "embedding_dim",
-                     "units", "num_layers", "attention_units"):
+                     "units", "num_layers", "attention_units", "beam_size"):
             _check_positive(name, getattr(self, name))
         # [END] takes one source position, so a source needs room for at least one token more.
         if self.max_source_length < 2:
@@ -63,6 +65,8 @@ class ModelConfig:
         _check_positive("max_target_length", self.max_target_length)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout}.")
+        if self.length_penalty < 0:
+            raise ValueError(f"length_penalty must be >= 0; got {self.length_penalty}.")
 
 
 @dataclasses.dataclass

@@ -9,34 +9,47 @@ travel as text files in `assets/`. Load it with only TensorFlow and TensorFlow T
     translator.signatures["serving_default"](text=tf.constant(["March 3, 2021"]))["text"]
 """
 
+import collections
 import os
 import tempfile
 
 import tensorflow as tf
 
 from keras_s2s import config as config_lib
-from keras_s2s.search import greedy_search
+from keras_s2s.beam_search import beam_search, tile_beams
+from keras_s2s.search import greedy_search, sample_search
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
-# Server contract: one named input, named outputs, batch first on every output.
-INPUT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="text")]
+# Server contract: named inputs, named outputs, batch first on every output.
+TEXT = tf.TensorSpec([None], tf.string, name="text")
+SIGNATURE_NAMES = ("serving_default", "greedy", "beam", "sample")
 
 
 class Translator(tf.Module):
-    """Greedy translation of a batch of raw strings.
+    """Translation of a batch of raw strings, with four exported signatures.
 
     Args:
-        model: a trained `Seq2Seq`; its layers (not its optimizer) are tracked and exported.
+        model: a trained `Seq2Seq`; its layers' variables (not its optimizer) are exported.
         max_length: most output tokens per sentence ([END] included); defaults to the
             model's `max_target_length`.
 
-    Call `translate(text)` with a (batch,) string tensor. It returns a dict of
+    Methods (each a `tf.function`, each a signature of the SavedModel):
+        translate(text): the model's configured decoding (`ModelConfig.beam_size`,
+            `length_penalty`); the "serving_default" signature.
+        greedy(text): the most likely token at every step.
+        beam(text, beam_size): beam search; adds `nbest` (batch, k) string and
+            `nbest_scores` (batch, k) float32, best first.
+        sample(text, temperature, top_k, top_p, seed): a random translation; the same text
+            with the same seed always gives the same output, whatever else is in the batch.
+
+    Every method returns a dict with
         text: (batch,) string, the translation (NFC-composed UTF-8);
-        score: (batch,) float32, log-probability of the output tokens, [END] included;
+        score: (batch,) float32, log-probability of the output ([END] included); for beam
+            search, divided by the length penalty, as the hypotheses were ranked;
         length: (batch,) int32, output tokens, [END] included;
-        attention: (batch, t, s) float32, row i of sentence b is where output token i looked;
-        source_tokens: (batch, s) string, the source tokens the attention columns refer to;
-        target_tokens: (batch, t) string, the output tokens the attention rows refer to.
+        attention: (batch, t, s) float32, row i is where output token i looked;
+        source_tokens: (batch, s) string, the tokens the attention columns refer to;
+        target_tokens: (batch, t) string, the tokens the attention rows refer to.
     """
 
     def __init__(self, model, max_length=None):
@@ -44,6 +57,8 @@ class Translator(tf.Module):
         self.max_length = int(max_length or model.model_config.max_target_length)
         if self.max_length < 1:
             raise ValueError(f"max_length must be positive; got {max_length}.")
+        self.default_beam_size = model.model_config.beam_size
+        self.length_penalty = model.model_config.length_penalty
         # The layers are held without tracking: the export tracks the tf.Variables the
         # graph captures (see `save`); tracking the Keras layers too would store every
         # weight twice, once per path.
@@ -58,9 +73,59 @@ class Translator(tf.Module):
         config_lib.save_json(config_path, model=model.model_config)
         self.config_file = tf.saved_model.Asset(config_path)
 
-    @tf.function(input_signature=INPUT_SIGNATURE)
+    @tf.function(input_signature=[TEXT])
     def translate(self, text):
-        source_tokens = self.source_text.tokenize(text)  # (batch, (s - 1)) string
+        if self.default_beam_size > 1:
+            return self._beam(text, tf.constant(self.default_beam_size))
+        return self._greedy(text)
+
+    @tf.function(input_signature=[TEXT])
+    def greedy(self, text):
+        return self._greedy(text)
+
+    @tf.function(input_signature=[TEXT, tf.TensorSpec([], tf.int32, name="beam_size")])
+    def beam(self, text, beam_size):
+        return self._beam(text, beam_size)
+
+    @tf.function(input_signature=[TEXT, tf.TensorSpec([], tf.float32, name="temperature"),
+                                  tf.TensorSpec([], tf.int32, name="top_k"),
+                                  tf.TensorSpec([], tf.float32, name="top_p"),
+                                  tf.TensorSpec([], tf.int64, name="seed")])
+    def sample(self, text, temperature, top_k, top_p, seed):
+        source = self._encode(text)
+        # One key per row from its text and the seed: the draw never depends on the batch.
+        row_keys = tf.bitwise.bitwise_xor(tf.strings.to_hash_bucket_fast(text, 2 ** 62), seed)
+        result = sample_search(source.next_step, source.state, self._start_tokens(text), END_ID,
+                               self.max_length, row_keys, temperature, top_k, top_p)
+        return self._outputs(source, result.tokens, result.scores, result.lengths,
+                             result.step_outputs)
+
+    def _greedy(self, text):
+        source = self._encode(text)
+        result = greedy_search(source.next_step, source.state, self._start_tokens(text),
+                               END_ID, self.max_length)
+        return self._outputs(source, result.tokens, result.scores, result.lengths,
+                             result.step_outputs)
+
+    def _beam(self, text, beam_size):
+        beam_size = tf.maximum(beam_size, 1)
+        source = self._encode(text, beam_size)
+        result = beam_search(source.next_step, source.state, self._start_tokens(text), END_ID,
+                             self.max_length, beam_size, self.length_penalty)
+        outputs = self._outputs(source, result.tokens[:, 0], result.scores[:, 0],
+                                result.lengths[:, 0], result.step_outputs[:, 0])
+        batch, width = tf.shape(result.tokens)[0], tf.shape(result.tokens)[2]
+        flat_tokens = tf.reshape(result.tokens, [-1, width])  # (batch * beam, t)
+        outputs["nbest"] = tf.reshape(self.target_text.decode(flat_tokens), [batch, beam_size])
+        outputs["nbest_scores"] = result.scores  # (batch, beam)
+        return outputs
+
+    def _start_tokens(self, text):
+        return tf.fill([tf.shape(text)[0]], START_ID)
+
+    def _encode(self, text, beam_size=None):
+        """Source side, once per sentence: ids, encoder outputs, attention keys, and the
+        decoder's next_step over them (tiled per hypothesis when beam_size is given)."""
         source_ids = self.source_text.encode(text).to_tensor()  # (batch, s), [END] last
         # Only an empty batch has s = 0, which the RNN cannot step over; give it one
         # padding column (any real sentence has at least its [END]).
@@ -68,36 +133,48 @@ class Translator(tf.Module):
         encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
         source_mask = tf.not_equal(source_ids, PAD_ID)
         keys = self.decoder.compute_keys(encoder_outputs)
+        if beam_size is not None:
+            encoder_outputs, keys, source_mask = tile_beams((encoder_outputs, keys, source_mask),
+                                                            beam_size)
 
         def next_step(tokens, state):
             return self.decoder.step(tokens, state, encoder_outputs, keys, source_mask)
 
-        batch = tf.shape(text)[0]
-        result = greedy_search(next_step, self.decoder.initial_state(encoder_states),
-                               start_tokens=tf.fill([batch], START_ID), end_id=END_ID,
-                               max_length=self.max_length)
-        target_tokens = tf.where(tf.equal(result.tokens, PAD_ID), "",
-                                 self.target_text.ids_to_tokens(result.tokens))
-        source_tokens = tf.concat([source_tokens, tf.fill([batch, 1], END)], axis=1)
+        return _Source(text, self.decoder.initial_state(encoder_states), next_step)
+
+    def _outputs(self, source, tokens, scores, lengths, attention):
+        """The output dict shared by every decoding: tokens (batch, t) -> text and labels."""
+        batch = tf.shape(source.text)[0]
+        source_tokens = tf.concat([self.source_text.tokenize(source.text),
+                                   tf.fill([batch, 1], END)], axis=1)
+        target_tokens = tf.where(tf.equal(tokens, PAD_ID), "", self.target_text.ids_to_tokens(tokens))
         return {
-            "text": self.target_text.decode(result.tokens),
-            "score": result.scores,
-            "length": result.lengths,
-            "attention": result.step_outputs,  # (batch, t, s)
+            "text": self.target_text.decode(tokens),
+            "score": scores,
+            "length": lengths,
+            "attention": attention,  # (batch, t, s)
             "source_tokens": source_tokens.to_tensor(default_value=""),
             "target_tokens": target_tokens,
         }
 
     def save(self, path):
-        """Writes the SavedModel (signature "serving_default") to `path`; returns `path`."""
-        serving = self.translate.get_concrete_function()
+        """Writes the SavedModel with all four signatures to `path`; returns `path`."""
+        signatures = {"serving_default": self.translate.get_concrete_function(),
+                      "greedy": self.greedy.get_concrete_function(),
+                      "beam": self.beam.get_concrete_function(),
+                      "sample": self.sample.get_concrete_function()}
         # Keras 3 layers held by a plain tf.Module export variables that session-based
         # loaders (TensorFlow Serving, saved_model_cli run) cannot find unless the module
-        # tracks them directly; listing the function's variables does that, and is the
+        # tracks them directly; listing the functions' variables does that, and is the
         # only tracking the weights get.
-        self.serving_variables = list(serving.variables)
-        tf.saved_model.save(self, path, signatures={"serving_default": serving})
+        variables = {id(variable): variable for function in signatures.values()
+                     for variable in function.variables}
+        self.serving_variables = list(variables.values())
+        tf.saved_model.save(self, path, signatures=signatures)
         return path
+
+
+_Source = collections.namedtuple("_Source", ["text", "state", "next_step"])
 
 
 def _file_backed(processor, directory, side):

@@ -40,10 +40,16 @@ def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_mo
         "import json, sys\n"
         "import tensorflow as tf, tensorflow_text\n"
         "loaded = tf.saved_model.load(sys.argv[1])\n"
-        "out = loaded.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
-        "print(json.dumps({'text': [t.decode() for t in out['text'].numpy()],"
-        " 'score': out['score'].numpy().tolist(),"
-        " 'attention': out['attention'].numpy().tolist()}))\n"
+        "text = tf.constant(json.loads(sys.argv[2]))\n"
+        "out = loaded.signatures['serving_default'](text=text)\n"
+        "beam = loaded.signatures['beam'](text=text, beam_size=tf.constant(3))\n"
+        "greedy = loaded.signatures['greedy'](text=text)\n"
+        "sample = loaded.signatures['sample'](text=text, temperature=tf.constant(1.0),"
+        " top_k=tf.constant(0), top_p=tf.constant(1.0), seed=tf.constant(7, tf.int64))\n"
+        "decode = lambda t: [x.decode() for x in t.numpy().reshape(-1)]\n"
+        "print(json.dumps({'text': decode(out['text']), 'score': out['score'].numpy().tolist(),"
+        " 'attention': out['attention'].numpy().tolist(), 'nbest': decode(beam['nbest']),"
+        " 'greedy': decode(greedy['text']), 'sample': decode(sample['text'])}))\n"
         "assert 'keras_s2s' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", script, dates_export, json.dumps(SENTENCES)],
                             capture_output=True, text=True, env=ENV, cwd="/", timeout=300)
@@ -52,6 +58,13 @@ def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_mo
     assert after["text"] == [text.decode() for text in before["text"].numpy()]
     np.testing.assert_allclose(after["score"], before["score"].numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(after["attention"], before["attention"].numpy(), atol=1e-5)
+    translator = model.translator()
+    beam = translator.beam(tf.constant(SENTENCES), tf.constant(3))["nbest"].numpy().reshape(-1)
+    assert after["nbest"] == [text.decode() for text in beam]
+    assert after["greedy"] == after["text"]  # the dates preset decodes greedily by default
+    sample = translator.sample(tf.constant(SENTENCES), tf.constant(1.0), tf.constant(0),
+                               tf.constant(1.0), tf.constant(7, tf.int64))["text"].numpy()
+    assert after["sample"] == [text.decode() for text in sample]
 
 
 def test_session_based_loader_runs_the_export(dates_model, dates_export):
@@ -124,3 +137,48 @@ def test_export_stores_each_weight_once_and_no_optimizer_state(dates_model, date
     assert parameter_bytes <= stored < 1.1 * parameter_bytes
     names = [name for name, _ in tf.train.list_variables(os.path.join(variables_dir, "variables"))]
     assert not any("optimizer" in name for name in names)
+
+
+def test_saved_model_cli_lists_every_signature_with_named_typed_inputs(dates_export):
+    script = ("import sys, tensorflow_text\n"
+              "from tensorflow.python.tools import saved_model_cli\n"
+              "sys.argv = ['saved_model_cli', 'show', '--all', '--dir', sys.argv[1]]\n"
+              "saved_model_cli.main()\n")
+    result = subprocess.run([sys.executable, "-c", script, dates_export], capture_output=True,
+                            text=True, env=ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shown = result.stdout
+    for name in translator_lib.SIGNATURE_NAMES:
+        assert f"signature_def['{name}']" in shown
+    assert "inputs['beam_size'] tensor_info:\n        dtype: DT_INT32\n        shape: ()" in shown
+    assert "inputs['text'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in shown
+    assert "outputs['nbest'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, -1)" in shown
+    assert "output_0" not in shown
+
+
+def test_beam_signature_gives_sorted_nbest_and_beam_one_equals_greedy(dates_model):
+    translator = dates_model[0].translator()
+    texts = tf.constant(SENTENCES)
+    greedy = translator.greedy(texts)
+    one = translator.beam(texts, tf.constant(1))
+    assert one["text"].numpy().tolist() == greedy["text"].numpy().tolist()
+    four = translator.beam(texts, tf.constant(4))
+    assert four["nbest"].shape == (len(SENTENCES), 4) and four["nbest_scores"].shape == (len(SENTENCES), 4)
+    assert np.all(np.diff(four["nbest_scores"].numpy(), axis=1) <= 1e-6)
+    assert four["text"].numpy().tolist() == four["nbest"].numpy()[:, 0].tolist()
+    assert len(set(four["nbest"].numpy()[0].tolist())) == 4  # distinct hypotheses
+    assert four["attention"].shape[0] == len(SENTENCES)
+
+
+def test_sample_signature_is_seeded_per_text(dates_model):
+    translator = dates_model[0].translator()
+
+    def draw(texts, seed, temperature=3.0):
+        return translator.sample(tf.constant(texts), tf.constant(temperature), tf.constant(0),
+                                 tf.constant(1.0), tf.constant(seed, tf.int64))["text"].numpy().tolist()
+
+    texts = SENTENCES * 4
+    assert draw(texts, 1) == draw(texts, 1)
+    assert draw(texts, 1) != draw(texts, 2)
+    assert draw(texts[:1], 1)[0] == draw(texts, 1)[0] == draw(texts[::-1], 1)[-1]
+    assert draw(texts, 1, temperature=0.0) == translator.greedy(tf.constant(texts))["text"].numpy().tolist()
