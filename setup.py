@@ -15,6 +15,7 @@ setup(
         "keras>=3.10,<4",
         "numpy",
         "matplotlib>=3.7",
+        "sacrebleu>=2.3",
     ],
     extras_require={
         "test": ["pytest>=8"],

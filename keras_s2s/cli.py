@@ -1,4 +1,7 @@
-"""Command line: `keras-s2s demo | train | translate | export`. Parses, then calls the library."""
+"""Command line: `keras-s2s demo | train | translate | evaluate | plot | export`.
+
+It only parses arguments and calls the library; every command is a function there too.
+"""
 
 import argparse
 import json
@@ -40,14 +43,30 @@ def main(argv=None):
     translate.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
     translate.add_argument("--json", action="store_true", help="print text and score as JSON")
 
+    evaluate = commands.add_parser("evaluate", help="translate a file and print BLEU/chrF as JSON")
+    evaluate.add_argument("--model", required=True, help="SavedModel directory")
+    evaluate.add_argument("--source", required=True, help="source sentences, one a line (.gz ok)")
+    evaluate.add_argument("--reference", required=True, help="reference translations, aligned")
+    evaluate.add_argument("--beam-size", type=int, help="beam search (default: the model's decoding)")
+    evaluate.add_argument("--lowercase", action="store_true", help="lower-cased BLEU and chrF")
+    evaluate.add_argument("--tokenize", default="13a", help="sacreBLEU tokeniser ('char' for Korean)")
+    evaluate.add_argument("--hypotheses", help="write the translations to this file")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+
+    plot = commands.add_parser("plot", help="plot the attention of one translation")
+    plot.add_argument("--model", required=True, help="SavedModel directory")
+    plot.add_argument("text")
+    plot.add_argument("--output", default="attention.png")
+    plot.add_argument("--beam-size", type=int)
+
     export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel")
     export.add_argument("--checkpoint-dir", required=True)
     export.add_argument("--output", required=True, help="SavedModel directory to write")
 
     args = parser.parse_args(argv)
     try:
-        return {"demo": _demo, "train": _train, "translate": _translate,
-                "export": _export}[args.command](args)
+        return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
+                "plot": _plot, "export": _export}[args.command](args)
     except ValueError as error:
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -83,6 +102,25 @@ def _translate(args):
                               "score": float(outputs["score"][index])}, ensure_ascii=False))
         else:
             print(text)
+    return 0
+
+
+def _evaluate(args):
+    from keras_s2s.evaluation import evaluate_files
+
+    print(json.dumps(evaluate_files(args.model, args.source, args.reference, args.beam_size,
+                                    args.lowercase, args.tokenize, args.hypotheses,
+                                    args.batch_size)))
+    return 0
+
+
+def _plot(args):
+    from keras_s2s import translator as translator_lib
+    from keras_s2s.plotting import plot_translation
+
+    translation = plot_translation(translator_lib.load(args.model), args.text, args.output,
+                                   args.beam_size)
+    print(f"{translation}\nWrote {args.output}")
     return 0
 
 

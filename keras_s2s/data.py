@@ -36,6 +36,27 @@ def open_text(path):
     return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
 
 
+def read_lines(path):
+    """One string per line of a UTF-8 file, plain or .gz, without line endings.
+
+    Blank lines are kept (line i stays line i, as parallel files need). Bytes that are not
+    UTF-8 are replaced with U+FFFD and reported with their line numbers.
+    """
+    lines, bad = [], []
+    with open_text(path) as file:
+        for number, raw_line in enumerate(file, start=1):
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw_line.decode("utf-8", errors="replace")
+                bad.append(number)
+            lines.append(line.lstrip("\ufeff") if number == 1 else line)
+    if bad:
+        logger.warning("%s: %d line(s) not UTF-8, invalid bytes replaced (lines %s)", path,
+                       len(bad), ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else ""))
+    return [line.rstrip("\r\n") for line in lines]
+
+
 def read_tsv_pairs(path, source_column=0, target_column=1):
     """Reads tab-separated pairs (e.g. Anki/Tatoeba `english<TAB>other<TAB>attribution`).
 

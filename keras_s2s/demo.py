@@ -57,8 +57,13 @@ def run_demo(output_dir="demo_output", task="dates", train_size=20000, test_size
         os.path.join(output_dir, "attention.png"), title=sources[0])
     history_path = plot_history(history, os.path.join(output_dir, "history.png"))
     saved_model_path = model.export(os.path.join(output_dir, "saved_model"))
+    # The held-out split as text files, so `keras-s2s evaluate` can score other decodings.
+    for name, lines in (("test.source.txt", sources), ("test.reference.txt", references)):
+        with open(os.path.join(output_dir, name), "w", encoding="utf-8") as file:
+            file.writelines(line + "\n" for line in lines)
     seconds = time.perf_counter() - started
-    print(f"\nWrote {attention_path}, {history_path} and {saved_model_path}/")
+    print(f"\nWrote {attention_path}, {history_path}, {saved_model_path}/ and the held-out "
+          f"split (test.source.txt, test.reference.txt)")
     print(f"Took {seconds:.1f} s in all ({training_seconds:.1f} s to build and train).")
     return {"task": task, "exact_match": score, "seconds": seconds,
             "training_seconds": training_seconds, "attention_png": attention_path,

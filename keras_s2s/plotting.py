@@ -103,3 +103,18 @@ def plot_history(history, path, metrics=("loss", "accuracy")):
 
 def _label(token):
     return token.decode("utf-8") if isinstance(token, bytes) else str(token)
+
+
+def plot_translation(translator, text, path, beam_size=None):
+    """Translates one text with a `Translator` or loaded SavedModel and plots its attention."""
+    import tensorflow as tf
+
+    batch = tf.constant([text], tf.string)
+    if beam_size is None:
+        outputs = translator.translate(batch)
+    else:
+        outputs = translator.beam(batch, tf.constant(beam_size, tf.int32))
+    translation = outputs["text"].numpy()[0].decode("utf-8")
+    plot_attention(outputs["attention"].numpy()[0], outputs["source_tokens"].numpy()[0],
+                   outputs["target_tokens"].numpy()[0], path, title=f"{text} → {translation}")
+    return translation

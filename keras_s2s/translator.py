@@ -194,15 +194,22 @@ def load(path):
     return tf.saved_model.load(path)
 
 
-def translate_in_batches(translator, texts, batch_size=256):
-    """Runs `translator.translate` over a list of strings; returns the outputs as lists.
+def translate_in_batches(translator, texts, batch_size=256, beam_size=None):
+    """Translates a list of strings in batches; returns the outputs as lists.
 
-    Works with a `Translator` or a loaded SavedModel. Each output key maps to a list with
-    one entry per text (numpy arrays for tensors, str for text).
+    Works with a `Translator` or a loaded SavedModel. Uses the configured decoding, or beam
+    search with `beam_size` hypotheses when given. Each output key maps to a list with one
+    entry per text (numpy arrays for tensors, str for text).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}.")
     results = {}
     for start in range(0, len(texts), batch_size):
-        outputs = translator.translate(tf.constant(texts[start:start + batch_size], tf.string))
+        batch = tf.constant(texts[start:start + batch_size], tf.string)
+        if beam_size is None:
+            outputs = translator.translate(batch)
+        else:
+            outputs = translator.beam(batch, tf.constant(beam_size, tf.int32))
         for key, value in outputs.items():
             rows = [row.decode("utf-8") for row in value.numpy()] if key == "text" else list(value.numpy())
             results.setdefault(key, []).extend(rows)

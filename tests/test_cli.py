@@ -25,7 +25,8 @@ def test_demo_reaches_99_percent_and_writes_its_files(tmp_path):
     assert exact >= 99.0
     assert re.search(r"Took [\d.]+ s in all", result.stdout)
     assert "looks at:" in result.stdout
-    for name in ("attention.png", "history.png", "saved_model/saved_model.pb"):
+    for name in ("attention.png", "history.png", "saved_model/saved_model.pb", "test.source.txt",
+                 "test.reference.txt"):
         assert (tmp_path / name).exists(), name
 
 
@@ -69,3 +70,45 @@ def test_user_errors_exit_with_a_message_not_a_traceback(tmp_path):
     result = keras_s2s("translate", "--model", tmp_path / "missing", "hello")
     assert result.returncode == 2
     assert "No SavedModel" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_scores_a_gzipped_file_with_greedy_and_beam(dates_model, dates_export, tmp_path):
+    import gzip
+    import json
+
+    _, _, test_pairs = dates_model
+    with gzip.open(tmp_path / "source.txt.gz", "wt", encoding="utf-8") as file:
+        file.writelines(source + "\n" for source, _ in test_pairs)
+    (tmp_path / "reference.txt").write_text("".join(target + "\n" for _, target in test_pairs))
+    results = {}
+    for beam in (None, 4):
+        extra = ["--beam-size", beam] if beam else []
+        result = keras_s2s("evaluate", "--model", dates_export, "--source", tmp_path / "source.txt.gz",
+                           "--reference", tmp_path / "reference.txt", "--hypotheses",
+                           tmp_path / f"hypotheses_{beam}.txt", *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        results[beam] = json.loads(result.stdout.strip().splitlines()[-1])
+        assert set(results[beam]) == {"bleu", "chrf", "exact_match", "sentences", "seconds",
+                                      "sentences_per_second"}
+        assert results[beam]["sentences"] == len(test_pairs)
+        written = (tmp_path / f"hypotheses_{beam}.txt").read_text().splitlines()
+        assert len(written) == len(test_pairs)
+        assert results[beam]["exact_match"] == pytest.approx(
+            sum(h == t for h, (_, t) in zip(written, test_pairs)) / len(test_pairs), abs=1e-4)
+    assert results[None]["bleu"] > 50 and results[4]["bleu"] > 50
+
+
+def test_evaluate_refuses_misaligned_files(dates_export, tmp_path):
+    (tmp_path / "a.txt").write_text("one\ntwo\n")
+    (tmp_path / "b.txt").write_text("one\n")
+    result = keras_s2s("evaluate", "--model", dates_export, "--source", tmp_path / "a.txt",
+                       "--reference", tmp_path / "b.txt")
+    assert result.returncode == 2 and "has 2 lines" in result.stderr
+
+
+def test_plot_draws_the_attention_of_one_sentence(dates_export, tmp_path):
+    result = keras_s2s("plot", "--model", dates_export, "March 3, 2021", "--output",
+                       tmp_path / "march.png", "--beam-size", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "march.png").stat().st_size > 5000
+    assert re.fullmatch(r"[\d-]+", result.stdout.splitlines()[0])
