@@ -1,0 +1,89 @@
+"""Decoding speed of an exported SavedModel: sentences/s per batch size, batch-1 latency.
+
+Loads the SavedModel the way a server would (TensorFlow and TensorFlow Text only), warms up
+each signature and batch shape, then times greedy and beam search over the given sentences.
+
+    python benchmarks/decoding_speed.py --model demo_output/saved_model \
+        --source demo_output/test.source.txt --beam-sizes 4
+"""
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_text  # noqa: E402,F401  registers the text ops
+
+
+def read_sources(path, limit):
+    with open(path, encoding="utf-8") as file:
+        lines = [line.rstrip("\n") for line in file]
+    return (lines * (limit // max(len(lines), 1) + 1))[:limit]
+
+
+def throughput(function, sentences, batch_size, repeats=3):
+    """Sentences per second over all sentences, best of `repeats` passes (after a warm-up)."""
+    batches = [tf.constant(sentences[i:i + batch_size]) for i in range(0, len(sentences), batch_size)]
+    function(batches[0])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            function(batch)["text"].numpy()
+        best = min(best, time.perf_counter() - start)
+    return len(sentences) / best
+
+
+def latency_ms(function, sentences, count=300):
+    function(tf.constant(sentences[:1]))
+    times = []
+    for sentence in sentences[:count]:
+        start = time.perf_counter()
+        function(tf.constant([sentence]))["text"].numpy()
+        times.append(1000 * (time.perf_counter() - start))
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--source", required=True, help="sentences, one a line")
+    parser.add_argument("--sentences", type=int, default=1024)
+    parser.add_argument("--batch-sizes", default="1,16,64,256")
+    parser.add_argument("--beam-sizes", default="4")
+    parser.add_argument("--output", help="also write the results here as JSON")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    translator = tf.saved_model.load(args.model)
+    load_seconds = time.perf_counter() - start
+    sentences = read_sources(args.source, args.sentences)
+    decoders = {"greedy": translator.greedy}
+    for beam_size in map(int, args.beam_sizes.split(",")) if args.beam_sizes else []:
+        decoders[f"beam {beam_size}"] = (
+            lambda text, size=beam_size: translator.beam(text, tf.constant(size)))
+    report = {"model": args.model, "load_seconds": round(load_seconds, 2), "decoders": {}}
+    for name, function in decoders.items():
+        row = {f"batch {size}": round(throughput(function, sentences[:max(size * 4, 256)] if size == 1
+                                                 else sentences, size), 1)
+               for size in map(int, args.batch_sizes.split(","))}
+        p50, p99 = latency_ms(function, sentences)
+        row.update({"batch 1 p50 ms": round(p50, 2), "batch 1 p99 ms": round(p99, 2)})
+        report["decoders"][name] = row
+    columns = list(next(iter(report["decoders"].values())))
+    print(f"{'sentences/s':<10}" + "".join(f"{column:>16}" for column in columns))
+    for name, row in report["decoders"].items():
+        print(f"{name:<10}" + "".join(f"{row[column]:>16}" for column in columns))
+    print(f"load: {load_seconds:.2f} s")
+    print(json.dumps(report))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=2)
+
+
+if __name__ == "__main__":
+    main()
