@@ -16,6 +16,7 @@ setup(
         "numpy",
         "matplotlib>=3.7",
         "sacrebleu>=2.3",
+        "sentencepiece>=0.2",
     ],
     extras_require={
         "test": ["pytest>=8"],

@@ -26,11 +26,16 @@ def main(argv=None):
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--task", choices=["dates", "toy-ko"], help="an embedded task")
     source.add_argument("--pairs", help="a TSV file (plain or .gz) of source<TAB>target lines")
+    source.add_argument("--corpus", help="a named corpus in --data-dir: multi30k-de-en, "
+                        "anki-spa-eng, anki-kor-eng, anki-eng-kor, ko-chatbot, ...")
+    train.add_argument("--data-dir", default="../shared/data", help="folder holding the corpora")
+    train.add_argument("--average-last", type=int, default=0,
+                       help="average the weights of the last N checkpoints before scoring")
     train.add_argument("--source-column", type=int, default=0)
     train.add_argument("--target-column", type=int, default=1)
     train.add_argument("--checkpoint-dir", required=True)
-    train.add_argument("--preset", help="model and training preset (default: the task's own; "
-                       "the ModelConfig/TrainConfig defaults for --pairs)")
+    train.add_argument("--preset", help="model and training preset (default: the task's or "
+                       "corpus's own; the ModelConfig/TrainConfig defaults for --pairs)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--train-size", type=int, default=20000, help="pairs drawn for --task")
@@ -83,11 +88,12 @@ def _demo(args):
 def _train(args):
     from keras_s2s.runs import train_run
 
-    train_run(task=args.task, pairs_path=args.pairs, checkpoint_dir=args.checkpoint_dir,
-                  preset_name=args.preset, epochs=args.epochs, batch_size=args.batch_size,
-                  train_size=args.train_size, test_size=args.test_size, seed=args.seed,
-                  source_column=args.source_column, target_column=args.target_column,
-                  export_path=args.export)
+    train_run(task=args.task, pairs_path=args.pairs, corpus=args.corpus, data_dir=args.data_dir,
+              checkpoint_dir=args.checkpoint_dir, preset_name=args.preset, epochs=args.epochs,
+              batch_size=args.batch_size, train_size=args.train_size, test_size=args.test_size,
+              seed=args.seed, source_column=args.source_column,
+              target_column=args.target_column, average_last=args.average_last,
+              export_path=args.export)
     return 0
 
 

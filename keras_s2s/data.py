@@ -8,6 +8,7 @@ once, up front, then shuffles, groups sentences of similar length into the same 
 
 import dataclasses
 import gzip
+import io
 import logging
 import random
 
@@ -93,11 +94,58 @@ def read_tsv_pairs(path, source_column=0, target_column=1):
                 malformed.append((line_count, "empty source" if not source else "empty target"))
                 continue
             pairs.append((source, target))
-    result = PairFile(str(path), pairs, line_count, malformed)
-    if malformed:
-        examples = ", ".join(f"line {number}: {reason}" for number, reason in malformed[:3])
-        logger.warning("%s (%s%s)", result.summary(), examples, ", ..." if len(malformed) > 3 else "")
-    return result
+    return _reported(PairFile(str(path), pairs, line_count, malformed))
+
+
+def read_parallel_files(source_path, target_path):
+    """Pairs from two line-aligned files (plain or .gz), e.g. Multi30k train.de.gz + train.en.gz.
+
+    Returns a `PairFile`; line pairs with an empty side are listed in `malformed`. Files
+    of different lengths are an error, since every pair after the first gap would be wrong.
+    """
+    sources, targets = read_lines(source_path), read_lines(target_path)
+    if len(sources) != len(targets):
+        raise ValueError(f"source_path={source_path!r} has {len(sources)} lines but "
+                         f"target_path={target_path!r} has {len(targets)}.")
+    pairs, malformed = [], []
+    for number, (source, target) in enumerate(zip(sources, targets), start=1):
+        source, target = source.strip(), target.strip()
+        if source and target:
+            pairs.append((source, target))
+        elif source or target:
+            malformed.append((number, "empty source" if not source else "empty target"))
+    return _reported(PairFile(f"{source_path} + {target_path}", pairs, len(sources), malformed))
+
+
+def read_csv_pairs(path, source_field="Q", target_field="A"):
+    """Pairs from a CSV file with a header, e.g. the Korean chatbot set (`Q,A,label`).
+
+    Returns a `PairFile`; rows with an empty field are listed in `malformed`.
+    """
+    import csv
+
+    text = "\n".join(read_lines(path))
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [field for field in (source_field, target_field) if field not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path} has no column(s) {missing}; its header is {reader.fieldnames}.")
+    pairs, malformed = [], []
+    for row in reader:
+        line = reader.line_num
+        source, target = (row.get(source_field) or "").strip(), (row.get(target_field) or "").strip()
+        if source and target:
+            pairs.append((source, target))
+        else:
+            malformed.append((line, "empty source" if not source else "empty target"))
+    return _reported(PairFile(str(path), pairs, reader.line_num, malformed))
+
+
+def _reported(pair_file):
+    if pair_file.malformed:
+        examples = ", ".join(f"line {number}: {reason}" for number, reason in pair_file.malformed[:3])
+        logger.warning("%s (%s%s)", pair_file.summary(), examples,
+                       ", ..." if len(pair_file.malformed) > 3 else "")
+    return pair_file
 
 
 def split_pairs(pairs, held_out_fraction, seed=0):

@@ -7,6 +7,7 @@
     model.export("saved_models/dates/1")                       # a SavedModel taking raw strings
 """
 
+import base64
 import dataclasses
 import os
 
@@ -17,19 +18,11 @@ from keras_s2s import config as config_lib
 from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
 from keras_s2s.losses import masked_correct, masked_cross_entropy
-from keras_s2s.text import PAD_ID, TextProcessor, Tokenizer, Vocabulary
+from keras_s2s.text import PAD_ID, TextProcessor, Vocabulary, build_vocabulary, make_tokenizer
 
 CONFIG_FILE = "config.json"
 SOURCE_VOCAB_FILE = "source_vocab.txt"
 TARGET_VOCAB_FILE = "target_vocab.txt"
-
-
-def make_tokenizers(model_config):
-    """(source Tokenizer, target Tokenizer) as the config describes."""
-    return (Tokenizer(model_config.source_tokenizer, model_config.lowercase,
-                      model_config.normalization),
-            Tokenizer(model_config.target_tokenizer, model_config.lowercase,
-                      model_config.normalization))
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
@@ -57,7 +50,10 @@ class Seq2Seq(keras.Model):
         if isinstance(model_config, dict):
             model_config = config_lib.ModelConfig(**model_config)
         self.model_config = model_config
-        source_tokenizer, target_tokenizer = make_tokenizers(model_config)
+        source_tokenizer = make_tokenizer(model_config.source_tokenizer, model_config.lowercase,
+                                          model_config.normalization, source_vocabulary)
+        target_tokenizer = make_tokenizer(model_config.target_tokenizer, model_config.lowercase,
+                                          model_config.normalization, target_vocabulary)
         self.source_text = TextProcessor(source_tokenizer, source_vocabulary,
                                          model_config.max_source_length, name="source_text")
         self.target_text = TextProcessor(target_tokenizer, target_vocabulary,
@@ -84,11 +80,12 @@ class Seq2Seq(keras.Model):
         if not pairs:
             raise ValueError("pairs is empty: a vocabulary needs at least one sentence pair.")
         sources, targets = zip(*pairs)
-        source_tokenizer, target_tokenizer = make_tokenizers(model_config)
-        source_vocabulary = Vocabulary.build(source_tokenizer.split(tf.constant(sources)),
-                                             model_config.max_source_vocab, model_config.min_count)
-        target_vocabulary = Vocabulary.build(target_tokenizer.split(tf.constant(targets)),
-                                             model_config.max_target_vocab, model_config.min_count)
+        shared = dict(lowercase=model_config.lowercase, normalization=model_config.normalization,
+                      min_count=model_config.min_count)
+        source_vocabulary = build_vocabulary(list(sources), model_config.source_tokenizer,
+                                             max_size=model_config.max_source_vocab, **shared)
+        target_vocabulary = build_vocabulary(list(targets), model_config.target_tokenizer,
+                                             max_size=model_config.max_target_vocab, **shared)
         return cls(model_config, source_vocabulary, target_vocabulary, **kwargs)
 
     def build(self, input_shape=None):
@@ -202,13 +199,21 @@ class Seq2Seq(keras.Model):
                    Vocabulary.load(os.path.join(directory, TARGET_VOCAB_FILE)))
 
     def get_config(self):
-        return {"model_config": dataclasses.asdict(self.model_config),
-                "source_vocabulary": self.source_text.vocabulary.tokens,
-                "target_vocabulary": self.target_text.vocabulary.tokens,
-                "name": self.name}
+        config = {"model_config": dataclasses.asdict(self.model_config), "name": self.name}
+        for side, vocabulary in (("source", self.source_text.vocabulary),
+                                 ("target", self.target_text.vocabulary)):
+            config[f"{side}_vocabulary"] = vocabulary.tokens
+            if vocabulary.sentencepiece_model is not None:  # JSON holds text, so base64
+                config[f"{side}_sentencepiece"] = base64.b64encode(
+                    vocabulary.sentencepiece_model).decode("ascii")
+        return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        return cls(config.pop("model_config"), Vocabulary(config.pop("source_vocabulary")),
-                   Vocabulary(config.pop("target_vocabulary")), **config)
+        vocabularies = []
+        for side in ("source", "target"):
+            model = config.pop(f"{side}_sentencepiece", None)
+            vocabularies.append(Vocabulary(config.pop(f"{side}_vocabulary"),
+                                           base64.b64decode(model) if model else None))
+        return cls(config.pop("model_config"), *vocabularies, **config)

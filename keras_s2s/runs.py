@@ -1,4 +1,4 @@
-"""`keras-s2s train`: pairs from a task or a file -> a checkpoint directory that resumes itself.
+"""`keras-s2s train`: pairs from a task, a file or a corpus -> a checkpoint directory that resumes itself.
 
 A checkpoint directory holds config.json, both vocabularies, the checkpoints and
 history.json. Running the same command again continues from the newest checkpoint with the
@@ -6,43 +6,57 @@ saved configuration and vocabularies, so an interrupted run loses at most one ep
 """
 
 import dataclasses
+import json
 import os
+import time
 
 import keras
 
 from keras_s2s import config as config_lib
 from keras_s2s import tasks
+from keras_s2s.corpora import Splits, load_corpus
 from keras_s2s.data import make_dataset, read_tsv_pairs, split_pairs
-from keras_s2s.metrics import exact_match
+from keras_s2s.metrics import corpus_bleu, corpus_chrf, exact_match
 from keras_s2s.model import CONFIG_FILE, Seq2Seq
-from keras_s2s.training import train
+from keras_s2s.training import average_checkpoints, train
 from keras_s2s.translator import translate_in_batches
 
 
-def load_pairs(task=None, pairs_path=None, train_size=20000, test_size=1000, seed=0,
-               source_column=0, target_column=1, validation_fraction=0.05):
-    """(train_pairs, validation_pairs) from an embedded task or a TSV file."""
-    if (task is None) == (pairs_path is None):
-        raise ValueError("Give exactly one of task or pairs_path.")
+def load_pairs(task=None, pairs_path=None, corpus=None, data_dir=None, train_size=20000,
+               test_size=1000, seed=0, source_column=0, target_column=1,
+               validation_fraction=0.05):
+    """(train, validation, test) pairs from an embedded task, a TSV file or a named corpus.
+
+    A task's held-out pairs serve as both validation and test; a TSV file has no test split.
+    """
+    if sum(source is not None for source in (task, pairs_path, corpus)) != 1:
+        raise ValueError("Give exactly one of task, pairs_path or corpus.")
     if task is not None:
-        return tasks.load_task(task, train_size, test_size, seed=seed)
+        train_pairs, held_out = tasks.load_task(task, train_size, test_size, seed=seed)
+        return Splits(train_pairs, held_out, held_out)
+    if corpus is not None:
+        return load_corpus(corpus, data_dir, seed=seed)
     pair_file = read_tsv_pairs(pairs_path, source_column, target_column)
     print(pair_file.summary())
     if not pair_file.pairs:
         raise ValueError(f"pairs={pairs_path!r} holds no usable sentence pair.")
-    return split_pairs(pair_file.pairs, validation_fraction, seed=seed)
+    return Splits(*split_pairs(pair_file.pairs, validation_fraction, seed=seed), [])
 
 
-def train_run(checkpoint_dir, task=None, pairs_path=None, preset_name=None, epochs=None,
-              batch_size=None, train_size=20000, test_size=1000, seed=0, source_column=0,
-              target_column=1, export_path=None):
-    """Trains (or resumes) a model in `checkpoint_dir`; returns (model, history)."""
+def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=None,
+              preset_name=None, epochs=None, batch_size=None, train_size=20000, test_size=1000,
+              seed=0, source_column=0, target_column=1, average_last=0, export_path=None):
+    """Trains (or resumes) a model in `checkpoint_dir`, scores it, optionally exports it.
+
+    Returns (model, history, results); results (also written to results.json) holds
+    BLEU, chrF and exact match of greedy and configured decoding on validation and test.
+    """
     resuming = os.path.exists(os.path.join(checkpoint_dir, CONFIG_FILE))
     if resuming:
         model_config, train_config = config_lib.load_json(os.path.join(checkpoint_dir, CONFIG_FILE))
         train_config = train_config or config_lib.TrainConfig()
-    elif preset_name or task:
-        model_config, train_config = config_lib.preset(preset_name or task)
+    elif preset_name or task or corpus:
+        model_config, train_config = config_lib.preset(preset_name or task or corpus)
     else:
         model_config, train_config = config_lib.ModelConfig(), config_lib.TrainConfig()
     overrides = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size))
@@ -51,9 +65,9 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, preset_name=None, epoc
     if not resuming:
         train_config = dataclasses.replace(train_config, seed=seed)
 
-    train_pairs, validation_pairs = load_pairs(
-        task, pairs_path, train_size, test_size, train_config.seed, source_column,
-        target_column, train_config.validation_fraction)
+    train_pairs, validation_pairs, test_pairs = load_pairs(
+        task, pairs_path, corpus, data_dir, train_size, test_size, train_config.seed,
+        source_column, target_column, train_config.validation_fraction)
     keras.utils.set_random_seed(train_config.seed)
     if resuming:
         model = Seq2Seq.from_spec(checkpoint_dir)
@@ -64,13 +78,43 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, preset_name=None, epoc
           f"{len(validation_pairs)} validation pairs; checkpoints in {checkpoint_dir}")
 
     validation = make_dataset(validation_pairs, model, 256, shuffle=False) if validation_pairs else None
+    started = time.perf_counter()
     history = train(model, make_dataset(train_pairs, model, train_config.batch_size,
                                         seed=train_config.seed),
                     train_config, validation_dataset=validation, checkpoint_dir=checkpoint_dir)
-    if validation_pairs:
-        outputs = translate_in_batches(model.translator(), [s for s, _ in validation_pairs])
-        score = exact_match(outputs["text"], [t for _, t in validation_pairs])
-        print(f"Exact match on {len(validation_pairs)} validation pairs: {score:.2%}")
+    results = {"training_seconds_this_run": round(time.perf_counter() - started, 1),
+               "training_seconds_all_epochs": round(sum(epoch["seconds"] for epoch in history), 1),
+               "parameters": model.count_params()}
+    if average_last > 1:
+        averaged = average_checkpoints(model, checkpoint_dir, average_last)
+        results["averaged_checkpoints"] = [os.path.basename(path) for path in averaged]
+        print(f"Averaged the weights of {len(averaged)} checkpoints.")
+    for split, pairs in (("validation", validation_pairs), ("test", test_pairs)):
+        if pairs:
+            results[split] = score_pairs(model, pairs)
+            print(f"{split}: {json.dumps(results[split])}")
+    with open(os.path.join(checkpoint_dir, "results.json"), "w", encoding="utf-8") as file:
+        json.dump(results, file, indent=2)
     if export_path:
         print(f"Exported {model.export(export_path)}")
-    return model, history
+    return model, history, results
+
+
+def score_pairs(model, pairs):
+    """BLEU (cased and lower-cased), chrF and exact match of greedy and configured decoding."""
+    sources, references = [source for source, _ in pairs], [target for _, target in pairs]
+    tokenize = "char" if model.model_config.target_tokenizer == "char" else "13a"
+    scores = {}
+    decodings = {"greedy": None}
+    if model.model_config.beam_size > 1:
+        decodings[f"beam {model.model_config.beam_size}"] = model.model_config.beam_size
+    for name, beam_size in decodings.items():
+        start = time.perf_counter()
+        hypotheses = translate_in_batches(model.translator(), sources, 64, beam_size)["text"]
+        scores[name] = {
+            "bleu": round(corpus_bleu(hypotheses, references, tokenize=tokenize), 2),
+            "bleu_lowercase": round(corpus_bleu(hypotheses, references, True, tokenize), 2),
+            "chrf": round(corpus_chrf(hypotheses, references), 2),
+            "exact_match": round(exact_match(hypotheses, references), 4),
+            "seconds": round(time.perf_counter() - start, 1)}
+    return scores

@@ -9,6 +9,8 @@ and decoding runs it backwards: ids -> tokens -> join -> NFC text.
 """
 
 import collections
+import io
+import os
 
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -20,30 +22,68 @@ PAD_ID, UNK_ID, START_ID, END_ID = range(4)
 # Characters that are neither letters, digits, combining marks nor spaces become tokens of
 # their own. RE2's \w is ASCII-only, so the Unicode classes are spelled out: Hangul is \p{L}.
 _PUNCTUATION = r"[^\p{L}\p{N}\p{M}\s]"
-# The character tokenizer shows a space as U+2581 so that no vocabulary entry is blank.
+# The character tokenizer shows a space as U+2581 so that no vocabulary entry is blank;
+# SentencePiece uses the same symbol.
 SPACE_SYMBOL = "\u2581"
+TOKENIZER_KINDS = ("word", "char", "sentencepiece")
 
 
-class Tokenizer:
-    """Normalises and splits text in graph; `join` is the inverse of `split`.
+def learn_sentencepiece(normalized_texts, vocab_size):
+    """Trains a SentencePiece unigram model whose ids 0-3 are `SPECIAL_TOKENS`.
 
     Args:
-        kind: "word" splits on spaces and makes each punctuation mark a token;
-            "char" makes every character a token.
+        normalized_texts: strings already passed through `Tokenizer.normalize`; the model
+            applies no normalisation of its own, so the graph normalises exactly once.
+        vocab_size: pieces in the model, special tokens included (fewer if the data is
+            too small to support that many).
+
+    Returns:
+        The serialized model (bytes).
+    """
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(normalized_texts), model_writer=model, vocab_size=vocab_size,
+        model_type="unigram", hard_vocab_limit=False, character_coverage=1.0,
+        normalization_rule_name="identity", pad_id=PAD_ID, unk_id=UNK_ID, bos_id=START_ID,
+        eos_id=END_ID, pad_piece=PAD, unk_piece=UNK, bos_piece=START, eos_piece=END,
+        num_threads=os.cpu_count() or 1, minloglevel=2)
+    return model.getvalue()
+
+
+class Tokenizer(tf.Module):
+    """Normalises and splits text in graph; `join` is the inverse of `split`.
+
+    A tf.Module, so that an exported graph tracks the SentencePiece model resource it uses.
+
+    Args:
+        kind: "word" splits on spaces and makes each punctuation mark a token; "char" makes
+            every character a token; "sentencepiece" cuts text into subword pieces learned
+            from the data ("▁an", "triebs", "rad", "system"), so rare words become known
+            pieces instead of [UNK].
         lowercase: case-fold before splitting.
         normalization: Unicode normal form ("NFKC", "NFC", "NFKD" or "NFD"). The
             decomposed forms split Hangul syllables into jamo, so output is always
             composed again with NFC before it is shown.
+        sentencepiece_model: the serialized model for "sentencepiece" (`learn_sentencepiece`).
     """
 
-    def __init__(self, kind="word", lowercase=True, normalization="NFKC"):
-        if kind not in ("word", "char"):
-            raise ValueError(f"kind must be 'word' or 'char'; got {kind!r}.")
+    def __init__(self, kind="word", lowercase=True, normalization="NFKC", sentencepiece_model=None):
+        super().__init__(name=f"{kind}_tokenizer")
+        if kind not in TOKENIZER_KINDS:
+            raise ValueError(f"kind must be one of {TOKENIZER_KINDS}; got {kind!r}.")
         if normalization not in ("NFKC", "NFC", "NFKD", "NFD"):
             raise ValueError(f"normalization must be NFKC, NFC, NFKD or NFD; got {normalization!r}.")
+        if (kind == "sentencepiece") != (sentencepiece_model is not None):
+            raise ValueError("sentencepiece_model is needed for kind='sentencepiece' and only then.")
         self.kind = kind
         self.lowercase = lowercase
         self.normalization = normalization
+        self.sentencepiece = None
+        if kind == "sentencepiece":
+            # Pieces come out as strings, so the same vocabulary tables as for words map them.
+            self.sentencepiece = tf_text.SentencepieceTokenizer(sentencepiece_model, out_type=tf.string)
 
     def normalize(self, texts):
         """(batch,) string -> (batch,) string: valid, normalised, single-spaced UTF-8."""
@@ -60,6 +100,8 @@ class Tokenizer:
     def split(self, texts):
         """(batch,) string -> (batch, (tokens)) ragged string."""
         texts = self.normalize(texts)
+        if self.kind == "sentencepiece":
+            return self.sentencepiece.tokenize(texts)
         if self.kind == "char":
             texts = tf.strings.regex_replace(texts, " ", SPACE_SYMBOL)
             return tf.strings.unicode_split(texts, "UTF-8")
@@ -67,9 +109,10 @@ class Tokenizer:
 
     def join(self, tokens):
         """(batch, (tokens)) ragged string -> (batch,) NFC string."""
-        if self.kind == "char":
+        if self.kind in ("char", "sentencepiece"):
+            # Both mark spaces with U+2581 (SentencePiece at the start of a word's first piece).
             texts = tf.strings.reduce_join(tokens, axis=-1)
-            texts = tf.strings.regex_replace(texts, SPACE_SYMBOL, " ")
+            texts = tf.strings.strip(tf.strings.regex_replace(texts, SPACE_SYMBOL, " "))
         else:
             texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
             # Undo the spaces `split` put around punctuation where written text has none.
@@ -80,9 +123,14 @@ class Tokenizer:
 
 
 class Vocabulary:
-    """An ordered token list whose first entries are `SPECIAL_TOKENS`; a token's id is its index."""
+    """An ordered token list whose first entries are `SPECIAL_TOKENS`; a token's id is its index.
 
-    def __init__(self, tokens):
+    A SentencePiece vocabulary also carries its model (`sentencepiece_model`, bytes); it is
+    saved beside the token list, with the extension .spm.
+    """
+
+    def __init__(self, tokens, sentencepiece_model=None):
+        self.sentencepiece_model = sentencepiece_model
         tokens = list(tokens)
         if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise ValueError(f"A vocabulary must start with {SPECIAL_TOKENS}; got {tokens[:4]}.")
@@ -113,20 +161,65 @@ class Vocabulary:
         kept = [token for token, _ in ranked[:max_size - len(SPECIAL_TOKENS)]]
         return cls(SPECIAL_TOKENS + tuple(kept))
 
+    @classmethod
+    def from_sentencepiece(cls, model):
+        """The pieces of a SentencePiece model, in id order, with the model attached."""
+        import sentencepiece
+
+        processor = sentencepiece.SentencePieceProcessor(model_proto=model)
+        return cls([processor.id_to_piece(index) for index in range(processor.get_piece_size())],
+                   sentencepiece_model=model)
+
     def __len__(self):
         return len(self.tokens)
 
     def __eq__(self, other):
-        return isinstance(other, Vocabulary) and self.tokens == other.tokens
+        return (isinstance(other, Vocabulary) and self.tokens == other.tokens
+                and self.sentencepiece_model == other.sentencepiece_model)
 
     def save(self, path):
+        """Writes one token a line to `path` (and the SentencePiece model to <path stem>.spm)."""
         with open(path, "w", encoding="utf-8") as file:
             file.write("\n".join(self.tokens) + "\n")
+        if self.sentencepiece_model is not None:
+            with open(_model_path(path), "wb") as file:
+                file.write(self.sentencepiece_model)
 
     @classmethod
     def load(cls, path):
         with open(path, encoding="utf-8") as file:
-            return cls(file.read().splitlines())
+            tokens = file.read().splitlines()
+        model = None
+        if os.path.exists(_model_path(path)):
+            with open(_model_path(path), "rb") as file:
+                model = file.read()
+        return cls(tokens, sentencepiece_model=model)
+
+
+def build_vocabulary(texts, kind, lowercase=True, normalization="NFKC", max_size=8000,
+                     min_count=1):
+    """The vocabulary of one side of a corpus, for tokenizer `kind`.
+
+    Words and characters are counted and the `max_size` most frequent kept; SentencePiece
+    learns `max_size` pieces from the normalised text.
+    """
+    if not texts:
+        raise ValueError("texts is empty: a vocabulary needs at least one sentence.")
+    plain = Tokenizer("word" if kind == "sentencepiece" else kind, lowercase, normalization)
+    if kind == "sentencepiece":
+        normalized = [text.decode("utf-8") for text in plain.normalize(tf.constant(texts)).numpy()]
+        return Vocabulary.from_sentencepiece(learn_sentencepiece(normalized, max_size))
+    return Vocabulary.build(plain.split(tf.constant(texts)), max_size, min_count)
+
+
+def make_tokenizer(kind, lowercase, normalization, vocabulary):
+    """The Tokenizer that goes with `vocabulary` (a SentencePiece one needs its model)."""
+    return Tokenizer(kind, lowercase, normalization, vocabulary.sentencepiece_model
+                     if kind == "sentencepiece" else None)
+
+
+def _model_path(vocab_path):
+    return os.path.splitext(str(vocab_path))[0] + ".spm"
 
 
 class TextProcessor(tf.Module):

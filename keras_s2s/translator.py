@@ -181,8 +181,13 @@ def _file_backed(processor, directory, side):
     """A copy of `processor` whose lookup tables read `<side>_vocab.txt` in `directory`."""
     vocab_file = os.path.join(directory, f"{side}_vocab.txt")
     processor.vocabulary.save(vocab_file)
-    return TextProcessor(processor.tokenizer, processor.vocabulary, processor.max_length,
-                         vocab_file=vocab_file, name=f"{side}_text")
+    file_backed = TextProcessor(processor.tokenizer, processor.vocabulary, processor.max_length,
+                                vocab_file=vocab_file, name=f"{side}_text")
+    if processor.vocabulary.sentencepiece_model is not None:
+        # The graph holds the model already; the asset lets other tools read it too.
+        file_backed.sentencepiece_file = tf.saved_model.Asset(
+            os.path.join(directory, f"{side}_vocab.spm"))
+    return file_backed
 
 
 def load(path):

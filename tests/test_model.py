@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -110,3 +112,34 @@ def test_plain_context_vector_model_trains_too():
     assert history.history["loss"][1] < history.history["loss"][0]
     outputs = model.translator().translate(tf.constant(["March 3, 2021"]))
     assert np.all(outputs["attention"].numpy() == 0)
+
+
+def sentencepiece_model():
+    from keras_s2s.config import ModelConfig
+
+    pairs, _ = tasks.load_task("toy-ko", 400, 10)
+    config = ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
+                         max_source_vocab=120, max_target_vocab=150, units=16, embedding_dim=8,
+                         attention_units=8)
+    return Seq2Seq.from_pairs(pairs, config), pairs
+
+
+def test_sentencepiece_model_saves_and_reloads_everywhere(tmp_path):
+    model, pairs = sentencepiece_model()
+    assert model.source_text.vocabulary.sentencepiece_model is not None
+    sources = [source for source, _ in pairs[:8]] + ["an unseen zebra"]
+    expected = model.translate(sources)
+    model.save_spec(tmp_path / "spec")
+    assert (tmp_path / "spec" / "source_vocab.spm").exists()
+    rebuilt = Seq2Seq.from_spec(tmp_path / "spec")
+    rebuilt.set_weights(model.get_weights())
+    assert rebuilt.translate(sources) == expected
+    model.save(tmp_path / "model.keras")
+    assert keras.models.load_model(tmp_path / "model.keras").translate(sources) == expected
+    export = model.export(str(tmp_path / "export"))
+    assert os.path.exists(os.path.join(export, "assets", "target_vocab.spm"))
+    loaded = tf.saved_model.load(export)
+    assert [t.decode() for t in loaded.translate(tf.constant(sources))["text"].numpy()] == expected
+    # Pieces of an unseen word are known pieces, not [UNK].
+    tokens = model.source_text.tokenize(tf.constant(["an unseen zebra"])).flat_values.numpy()
+    assert b"[UNK]" not in tokens

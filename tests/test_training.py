@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -72,3 +73,34 @@ def test_exploding_loss_stops_with_a_clear_error(tmp_path):
         train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1),
               checkpoint_dir=str(tmp_path), verbose=0)
     assert tf.train.latest_checkpoint(str(tmp_path)) is None  # nothing was saved
+
+
+def test_average_checkpoints_is_the_mean_of_the_last_ones(tmp_path):
+    from keras_s2s.training import average_checkpoints
+
+    pairs, _ = tasks.load_task("dates", 200, 10)
+    model = fresh(pairs)
+    train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=3, keep_checkpoints=3),
+          checkpoint_dir=str(tmp_path), verbose=0)
+    snapshots = []
+    for path in tf.train.get_checkpoint_state(str(tmp_path)).all_model_checkpoint_paths[-2:]:
+        tf.train.Checkpoint(model=model).restore(path).expect_partial()
+        snapshots.append([weight.numpy() for weight in model.weights])
+    averaged = average_checkpoints(model, str(tmp_path), last=2)
+    assert [os.path.basename(path) for path in averaged] == ["ckpt-2", "ckpt-3"]
+    for weight, first, second in zip(model.weights, *snapshots):
+        np.testing.assert_allclose(weight.numpy(), (first + second) / 2, rtol=1e-6, atol=1e-7)
+
+
+def test_cosine_schedule_decays_to_a_tenth_over_all_epochs():
+    from keras_s2s.training import make_optimizer
+
+    config = TrainConfig(epochs=4, learning_rate=1e-3, learning_rate_decay="cosine")
+    schedule = make_optimizer(config, steps_per_epoch=10).learning_rate
+    optimizer = make_optimizer(config, steps_per_epoch=10)
+    assert float(optimizer._learning_rate(0)) == pytest.approx(1e-3)
+    assert float(optimizer._learning_rate(40)) == pytest.approx(1e-4)
+    assert float(optimizer._learning_rate(20)) == pytest.approx(5.5e-4, rel=1e-3)
+    del schedule
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        make_optimizer(config)
