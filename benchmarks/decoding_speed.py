@@ -8,6 +8,7 @@ each signature and batch shape, then times greedy and beam search over the given
 """
 
 import argparse
+import gzip
 import json
 import os
 import time
@@ -20,7 +21,8 @@ import tensorflow_text  # noqa: E402,F401  registers the text ops
 
 
 def read_sources(path, limit):
-    with open(path, encoding="utf-8") as file:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as file:
         lines = [line.rstrip("\n") for line in file]
     return (lines * (limit // max(len(lines), 1) + 1))[:limit]
 

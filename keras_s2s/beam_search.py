@@ -23,7 +23,7 @@ import collections
 
 import tensorflow as tf
 
-from keras_s2s.search import _zero_where, sequence_lengths
+from keras_s2s.search import zero_rows
 
 BeamResult = collections.namedtuple(
     "BeamResult", ["tokens", "lengths", "scores", "log_probs", "step_outputs"])
@@ -43,8 +43,12 @@ def length_penalty(lengths, alpha):
 
 
 def tile_beams(nest, beam_size):
-    """Repeats every (batch, ...) tensor of a nest: (batch * beam, ...), beams adjacent."""
-    return tf.nest.map_structure(lambda tensor: tf.repeat(tensor, beam_size, axis=0), nest)
+    """Repeats every (batch, ...) tensor of a nest: (batch * beam, ...), beams adjacent.
+
+    None entries (no attention keys, say) stay None.
+    """
+    return tf.nest.map_structure(
+        lambda tensor: None if tensor is None else tf.repeat(tensor, beam_size, axis=0), nest)
 
 
 def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam_size,
@@ -101,7 +105,7 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
         flat_parents = tf.reshape(parents + flat_offsets, [-1])  # rows of (batch * beam) tensors
         state = tf.nest.map_structure(lambda tensor: tf.gather(tensor, flat_parents), state)
         # What the parent reported at this step belongs to the token it chose.
-        step_output = _zero_where(tf.reshape(was_finished, [-1]), tf.gather(step_output, flat_parents))
+        step_output = zero_rows(tf.reshape(was_finished, [-1]), tf.gather(step_output, flat_parents))
         step_output = tf.reshape(step_output, tf.concat([[batch, beam_size],
                                                          tf.shape(step_output)[1:]], 0))
         return (step + 1, tf.reshape(new_tokens, [-1]), state, log_probs, lengths, finished,
@@ -119,7 +123,7 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
     scores, order = tf.math.top_k(scores, k=beam_size)  # best first
     tokens, step_outputs = _backtrack(order, tokens_array.stack(), parents_array.stack(),
                                       outputs_array.stack())
-    return BeamResult(tokens, sequence_lengths_2d(tokens, end_id), scores,
+    return BeamResult(tokens, tf.gather(lengths, order, batch_dims=1), scores,
                       tf.gather(log_probs, order, batch_dims=1), step_outputs)
 
 
@@ -144,9 +148,3 @@ def _backtrack(order, step_tokens, step_parents, step_outputs):
     outputs = tf.transpose(outputs, [1, 2, 0] + list(range(3, outputs.shape.rank)))
     return tokens, outputs
 
-
-def sequence_lengths_2d(tokens, end_id):
-    """(batch, beam, t) -> (batch, beam) tokens up to and including the first end."""
-    batch_beam = tf.shape(tokens)[:2]
-    flat = sequence_lengths(tf.reshape(tokens, tf.concat([[-1], tf.shape(tokens)[2:]], 0)), end_id)
-    return tf.reshape(flat, batch_beam)

@@ -28,7 +28,7 @@ def main(argv=None):
     source.add_argument("--pairs", help="a TSV file (plain or .gz) of source<TAB>target lines")
     source.add_argument("--corpus", help="a named corpus in --data-dir: multi30k-de-en, "
                         "anki-spa-eng, anki-kor-eng, anki-eng-kor, ko-chatbot, ...")
-    train.add_argument("--data-dir", default="../shared/data", help="folder holding the corpora")
+    train.add_argument("--data-dir", help="folder holding the corpora (with --corpus)")
     train.add_argument("--average-last", type=int, default=0,
                        help="average the weights of the last N checkpoints before scoring")
     train.add_argument("--source-column", type=int, default=0)
@@ -66,13 +66,18 @@ def main(argv=None):
 
     export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel")
     export.add_argument("--checkpoint-dir", required=True)
-    export.add_argument("--output", required=True, help="SavedModel directory to write")
+    destination = export.add_mutually_exclusive_group(required=True)
+    destination.add_argument("--output", help="SavedModel directory to write (must not exist)")
+    destination.add_argument("--name", help="write BASE_DIR/NAME/<next version>/ for serving")
+    export.add_argument("--base-dir", default="saved_models")
+    export.add_argument("--average-last", type=int, default=0,
+                        help="export the mean weights of the last N checkpoints")
 
     args = parser.parse_args(argv)
     try:
         return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
                 "plot": _plot, "export": _export}[args.command](args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # user errors: bad values, missing files
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 2
 
@@ -101,6 +106,8 @@ def _translate(args):
     from keras_s2s import translator as translator_lib
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    if not texts:
+        return 0
     outputs = translator_lib.translate_in_batches(translator_lib.load(args.model), texts)
     for index, text in enumerate(outputs["text"]):
         if args.json:
@@ -131,11 +138,15 @@ def _plot(args):
 
 
 def _export(args):
-    from keras_s2s.training import load_trained_model
+    from keras_s2s.training import average_checkpoints, load_trained_model
+    from keras_s2s.translator import next_version_path
 
-    if os.path.exists(args.output) and os.listdir(args.output):
-        raise ValueError(f"output={args.output!r} exists and is not empty; "
+    output = args.output or next_version_path(args.base_dir, args.name)
+    if os.path.exists(output) and os.listdir(output):
+        raise ValueError(f"output={output!r} exists and is not empty; "
                          "choose a new directory so that no export is overwritten.")
     model = load_trained_model(args.checkpoint_dir)
-    print(f"Exported {model.export(args.output)}")
+    if args.average_last > 1:
+        average_checkpoints(model, args.checkpoint_dir, args.average_last)
+    print(f"Exported {model.export(output)}")
     return 0

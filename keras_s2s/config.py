@@ -122,6 +122,41 @@ PRESETS = {
         TrainConfig(epochs=25, batch_size=64, learning_rate=2e-3, label_smoothing=0.1,
                     learning_rate_decay="cosine", keep_checkpoints=5),
     ),
+    # Anki spa->eng (110,000 training pairs of short sentences): a few epochs go a long way.
+    "anki-spa-eng": (
+        ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
+                    max_source_vocab=8000, max_target_vocab=6000, max_source_length=64,
+                    max_target_length=64, embedding_dim=256, units=384, attention_units=256,
+                    dropout=0.2, beam_size=4),
+        TrainConfig(epochs=4, batch_size=64, learning_rate=2e-3, label_smoothing=0.1,
+                    learning_rate_decay="cosine"),
+    ),
+    # Anki Korean<->English: 4,678 training pairs, so a small model with strong dropout.
+    "anki-kor-eng": (
+        ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
+                    max_source_vocab=3000, max_target_vocab=2500, max_source_length=48,
+                    max_target_length=48, embedding_dim=192, units=256, attention_units=192,
+                    dropout=0.35, beam_size=4),
+        TrainConfig(epochs=40, batch_size=32, learning_rate=2e-3, label_smoothing=0.1,
+                    learning_rate_decay="cosine", keep_checkpoints=5),
+    ),
+    "anki-eng-kor": (
+        ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
+                    max_source_vocab=2500, max_target_vocab=3000, max_source_length=48,
+                    max_target_length=48, embedding_dim=192, units=256, attention_units=192,
+                    dropout=0.35, beam_size=4),
+        TrainConfig(epochs=40, batch_size=32, learning_rate=2e-3, label_smoothing=0.1,
+                    learning_rate_decay="cosine", keep_checkpoints=5),
+    ),
+    # Korean chatbot Q->A (10,823 training pairs); answers are meant to be sampled.
+    "ko-chatbot": (
+        ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
+                    max_source_vocab=4000, max_target_vocab=4000, max_source_length=48,
+                    max_target_length=48, embedding_dim=192, units=320, attention_units=192,
+                    dropout=0.3),
+        TrainConfig(epochs=25, batch_size=64, learning_rate=2e-3, label_smoothing=0.1,
+                    learning_rate_decay="cosine", keep_checkpoints=5),
+    ),
 }
 
 

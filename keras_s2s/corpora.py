@@ -30,6 +30,9 @@ def _multi30k(source, target):
 
 def _held_out(pairs, validation, test, seed):
     """Seeded split into (train, validation, test) with fixed held-out sizes."""
+    if len(pairs) <= 2 * (validation + test):
+        raise ValueError(f"The corpus has {len(pairs)} usable pairs, too few for its "
+                         f"{validation} validation and {test} test pairs.")
     rest, test_pairs = split_pairs(pairs, test / len(pairs), seed=seed)
     train_pairs, validation_pairs = split_pairs(rest, validation / len(rest), seed=seed + 1)
     return Splits(train_pairs, validation_pairs, test_pairs)
@@ -65,7 +68,7 @@ def load_corpus(name, data_dir, seed=0):
     """(train, validation, test) pair lists of the corpus called `name`."""
     if name not in CORPORA:
         raise ValueError(f"Unknown corpus {name!r}; choose one of {sorted(CORPORA)}.")
-    if not os.path.isdir(data_dir):
+    if not data_dir or not os.path.isdir(data_dir):
         raise ValueError(f"data_dir={data_dir!r} is not a folder; it should hold the corpora "
                          "(multi30k/, anki/, ko-chatbot/).")
     return CORPORA[name](data_dir, seed)

@@ -148,9 +148,12 @@ class Decoder(keras.layers.Layer):
             logits (batch, vocab), the new state, attention weights (batch, s).
         """
         embedded = self.embedding(token_ids)  # (batch,) -> (batch, emb)
-        return self._step_embedded(embedded, state, encoder_outputs, keys, source_mask)
+        state, weights = self._advance(embedded, state, encoder_outputs, keys, source_mask)
+        logits = self.output_projection(state[1])  # (batch, units) -> (batch, vocab)
+        return logits, state, weights
 
-    def _step_embedded(self, embedded, state, encoder_outputs, keys, source_mask):
+    def _advance(self, embedded, state, encoder_outputs, keys, source_mask):
+        """One step without the output projection: (new state, weights (batch, s))."""
         rnn_states, attentional = state
         inputs = tf.concat([embedded, attentional], -1) if self.input_feeding else embedded
         new_rnn_states = []
@@ -159,8 +162,7 @@ class Decoder(keras.layers.Layer):
             new_rnn_states.append(tuple(layer_states))
         attentional, weights = self._attend(
             inputs[:, tf.newaxis, :], encoder_outputs, keys, source_mask)  # t = 1
-        logits = self.output_projection(attentional[:, 0])  # (batch, units) -> (batch, vocab)
-        return logits, (tuple(new_rnn_states), attentional[:, 0]), weights[:, 0]
+        return (tuple(new_rnn_states), attentional[:, 0]), weights[:, 0]
 
     def _attend(self, rnn_outputs, encoder_outputs, keys, source_mask):
         """(batch, t, units) RNN outputs -> h̃ (batch, t, units), weights (batch, t, s)."""
@@ -178,14 +180,12 @@ class Decoder(keras.layers.Layer):
         batch, source_length = tf.shape(encoder_outputs)[0], tf.shape(encoder_outputs)[1]
 
         def one_step(carry, embedded_t):
-            state, _, _ = carry
-            _, state, weights = self._step_embedded(
-                embedded_t, state, encoder_outputs, keys, source_mask)
-            return state, state[1], weights
+            state, _ = carry
+            return self._advance(embedded_t, state, encoder_outputs, keys, source_mask)
 
-        initial = (initial_state, tf.zeros([batch, self.units]), tf.zeros([batch, source_length]))
+        initial = (initial_state, tf.zeros([batch, source_length]))
         time_major = tf.transpose(embedded, [1, 0, 2])  # (batch, t, emb) -> (t, batch, emb)
-        _, attentional, weights = tf.scan(one_step, time_major, initializer=initial)
+        (_, attentional), weights = tf.scan(one_step, time_major, initializer=initial)
         # (t, batch, ...) -> (batch, t, ...)
         return tf.transpose(attentional, [1, 0, 2]), tf.transpose(weights, [1, 0, 2])
 

@@ -1,5 +1,6 @@
 """`keras-s2s demo`: train, evaluate, look inside and export, on an embedded task, in one go."""
 
+import dataclasses
 import os
 import time
 
@@ -23,14 +24,14 @@ def run_demo(output_dir="demo_output", task="dates", train_size=20000, test_size
     started = time.perf_counter()
     model_config, train_config = preset(task)
     if epochs is not None:
-        train_config.epochs = epochs
+        train_config = dataclasses.replace(train_config, epochs=epochs)
     train_pairs, test_pairs = tasks.load_task(task, train_size, test_size, seed=seed)
     keras.utils.set_random_seed(seed)
     model = Seq2Seq.from_pairs(train_pairs, model_config)
     model.compile(optimizer=make_optimizer(train_config),
                   label_smoothing=train_config.label_smoothing)
     print(f"Task {task!r}: {len(train_pairs)} training pairs, {len(test_pairs)} held out. "
-          f"GRU encoder-decoder with {model_config.attention} attention, "
+          f"{model_config.cell.upper()} encoder-decoder with {model_config.attention} attention, "
           f"{model.count_params():,} parameters.")
     history = model.fit(
         make_dataset(train_pairs, model, train_config.batch_size, seed=seed),

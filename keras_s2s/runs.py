@@ -21,6 +21,8 @@ from keras_s2s.model import CONFIG_FILE, Seq2Seq
 from keras_s2s.training import average_checkpoints, train
 from keras_s2s.translator import translate_in_batches
 
+DATA_SOURCE_FILE = "data_source.json"
+
 
 def load_pairs(task=None, pairs_path=None, corpus=None, data_dir=None, train_size=20000,
                test_size=1000, seed=0, source_column=0, target_column=1,
@@ -52,10 +54,14 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     BLEU, chrF and exact match of greedy and configured decoding on validation and test.
     """
     resuming = os.path.exists(os.path.join(checkpoint_dir, CONFIG_FILE))
+    data_source = {"task": task, "pairs": pairs_path, "corpus": corpus,
+                   "train_size": train_size if task else None,
+                   "test_size": test_size if task else None}
+    check_data_source(checkpoint_dir, data_source, resuming)
     if resuming:
         model_config, train_config = config_lib.load_json(os.path.join(checkpoint_dir, CONFIG_FILE))
         train_config = train_config or config_lib.TrainConfig()
-    elif preset_name or task or corpus:
+    elif preset_name or (task or corpus) in config_lib.PRESETS:
         model_config, train_config = config_lib.preset(preset_name or task or corpus)
     else:
         model_config, train_config = config_lib.ModelConfig(), config_lib.TrainConfig()
@@ -98,6 +104,28 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     if export_path:
         print(f"Exported {model.export(export_path)}")
     return model, history, results
+
+
+def check_data_source(checkpoint_dir, data_source, resuming):
+    """Records where a run's pairs come from; a resumed run must name the same source.
+
+    Resuming on other data would reuse the saved vocabularies on text they were not built
+    from, so it is refused with the differing argument named.
+    """
+    path = os.path.join(checkpoint_dir, DATA_SOURCE_FILE)
+    if resuming and os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            recorded = json.load(file)
+        changed = {key: (recorded.get(key), value) for key, value in data_source.items()
+                   if recorded.get(key) != value}
+        if changed:
+            details = ", ".join(f"{key}: was {old!r}, now {new!r}" for key, (old, new) in changed.items())
+            raise ValueError(f"checkpoint_dir={checkpoint_dir!r} holds a run on other data "
+                             f"({details}); use a new --checkpoint-dir.")
+        return
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(data_source, file, indent=2)
 
 
 def score_pairs(model, pairs):

@@ -84,7 +84,8 @@ def sample_search(next_step, initial_state, start_tokens, end_id, max_length, ro
 def filter_logits(logits, top_k=0, top_p=1.0):
     """(batch, vocab) logits with everything outside the top-k / top-p set at -inf.
 
-    At least the most likely token always survives.
+    At least the most likely token always survives; tokens tied with the last kept one
+    are kept too, so a tie can leave more than k.
     """
     vocab = tf.shape(logits)[-1]
     top_k = tf.cast(top_k, tf.int32)
@@ -93,7 +94,10 @@ def filter_logits(logits, top_k=0, top_p=1.0):
     # Nucleus: keep sorted tokens while the probability mass before them is below p.
     sorted_probs = tf.nn.softmax(sorted_logits)
     mass_before = tf.cumsum(sorted_probs, axis=-1, exclusive=True)
-    keep_count = tf.reduce_sum(tf.cast(mass_before < tf.cast(top_p, tf.float32), tf.int32), -1)
+    top_p = tf.cast(top_p, tf.float32)
+    keep_count = tf.reduce_sum(tf.cast(mass_before < top_p, tf.int32), -1)
+    # Rounding can bring the mass to 1.0 before the tail: p >= 1 keeps every token exactly.
+    keep_count = tf.where(top_p >= 1.0, vocab, keep_count)
     keep_count = tf.clip_by_value(tf.minimum(keep_count, top_k), 1, vocab)  # (batch,)
     threshold = tf.gather(sorted_logits, keep_count - 1, batch_dims=1)[:, tf.newaxis]
     return tf.where(logits < threshold, tf.constant(-float("inf"), logits.dtype), logits)
@@ -119,7 +123,7 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
         chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
         scores += tf.where(finished, 0.0, chosen)
         tokens_array = tokens_array.write(step, next_tokens)
-        outputs_array = outputs_array.write(step, _zero_where(finished, step_output))
+        outputs_array = outputs_array.write(step, zero_rows(finished, step_output))
         finished = finished | tf.equal(next_tokens, end_id)
         return step + 1, next_tokens, state, finished, scores, tokens_array, outputs_array
 
@@ -132,7 +136,7 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
     return SearchResult(tokens, sequence_lengths(tokens, end_id), scores, step_outputs)
 
 
-def _zero_where(condition, values):
+def zero_rows(condition, values):
     """values (batch, ...) as float32 with the rows where condition (batch,) holds zeroed."""
     values = tf.cast(values, tf.float32)
     condition = tf.reshape(condition, tf.concat([[-1], tf.ones([tf.rank(values) - 1], tf.int32)], 0))

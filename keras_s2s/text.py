@@ -92,9 +92,11 @@ class Tokenizer(tf.Module):
             texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
         texts = tf_text.normalize_utf8(texts, self.normalization)
         if self.lowercase:
-            # case_fold_utf8 applies NFKC as well, so re-apply the requested form after it.
+            # case_fold_utf8 is NFKC_Casefold: with lowercase, compatibility characters are
+            # always folded (NFC behaves as NFKC); the requested form is applied after it.
             texts = tf_text.normalize_utf8(tf_text.case_fold_utf8(texts), self.normalization)
-        texts = tf.strings.regex_replace(texts, r"\s+", " ")
+        # RE2's \s is ASCII-only: Unicode separators and control characters count as spaces too.
+        texts = tf.strings.regex_replace(texts, r"[\s\p{Z}\p{Cc}]+", " ")
         return tf.strings.strip(texts)
 
     def split(self, texts):

@@ -7,12 +7,15 @@ real target token of the epoch, with the same optimizer and clipping.
 """
 
 import json
+import logging
 import math
 import os
 import time
 
 import keras
 import tensorflow as tf
+
+logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.json"
 _IDS_SIGNATURE = [tf.TensorSpec([None, None], tf.int32, name="source_ids"),
@@ -51,6 +54,9 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
         The history: one dict per epoch (loss, accuracy, val_loss, val_accuracy, seconds,
         target_tokens_per_second), earlier epochs from history.json included when resuming.
     """
+    _check_dataset(train_dataset, "train_dataset")
+    if validation_dataset is not None:
+        _check_dataset(validation_dataset, "validation_dataset")
     cardinality = int(train_dataset.cardinality())
     steps_per_epoch = cardinality if cardinality > 0 else None  # unknown until an epoch ends
     optimizer = make_optimizer(train_config, steps_per_epoch)
@@ -89,7 +95,7 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
         progress = keras.utils.Progbar(steps_per_epoch, verbose=verbose,
                                        stateful_metrics=["loss", "accuracy"])
         start = time.perf_counter()
-        totals = _Totals()
+        totals, step = _Totals(), 0
         for step, (source_ids, target_ids) in enumerate(train_dataset, start=1):
             totals.add(*train_step(source_ids, target_ids))
             if not math.isfinite(totals.last_loss):
@@ -97,6 +103,8 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
                     f"The loss became {totals.last_loss} at epoch {epoch + 1}, step {step}; "
                     f"stopped without saving. The last checkpoint in {checkpoint_dir} is intact.")
             progress.update(step, list(totals.logs().items()))
+        if step == 0:
+            raise ValueError("train_dataset yielded no batch: there is nothing to train on.")
         steps_per_epoch = step
         seconds = time.perf_counter() - start
         logs = {"epoch": epoch + 1, **totals.logs(), "seconds": round(seconds, 3),
@@ -122,10 +130,15 @@ def average_checkpoints(model, checkpoint_dir, last=3):
     Averaging the last few epochs smooths the noise of the final updates and often gains
     a little BLEU for free.
     """
+    if last < 1:
+        raise ValueError(f"last must be at least 1; got {last}.")
     state = tf.train.get_checkpoint_state(checkpoint_dir)
     if state is None or not state.all_model_checkpoint_paths:
         raise ValueError(f"No checkpoint in checkpoint_dir={checkpoint_dir!r}.")
     paths = list(state.all_model_checkpoint_paths)[-last:]
+    if len(paths) < last:
+        logger.warning("Averaging %d checkpoints: %s keeps no more (asked for %d).", len(paths),
+                       checkpoint_dir, last)
     total = None
     for path in paths:
         tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
@@ -142,6 +155,17 @@ def restore_weights(model, checkpoint_dir):
         raise ValueError(f"No checkpoint in checkpoint_dir={checkpoint_dir!r}.")
     tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
     return latest
+
+
+def _check_dataset(dataset, name):
+    """Token-id batches of finite length, as `make_dataset` makes; anything else is refused."""
+    if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError(f"{name} is infinite (repeat()?); an epoch would never end.")
+    specs = tf.nest.flatten(dataset.element_spec)
+    if len(specs) != 2 or any(not spec.dtype.is_integer for spec in specs):
+        raise ValueError(f"{name} must yield (source_ids, target_ids) integer batches, as "
+                         f"make_dataset makes; got {dataset.element_spec}. Raw string pairs "
+                         "work with model.fit.")
 
 
 class _Totals:

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search, tile_beams
-from keras_s2s.search import greedy_search, sample_search
+from keras_s2s.search import SearchResult, greedy_search, sample_search
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
 # Server contract: named inputs, named outputs, batch first on every output.
@@ -54,7 +54,7 @@ class Translator(tf.Module):
 
     def __init__(self, model, max_length=None):
         super().__init__(name="translator")
-        self.max_length = int(max_length or model.model_config.max_target_length)
+        self.max_length = int(model.model_config.max_target_length if max_length is None else max_length)
         if self.max_length < 1:
             raise ValueError(f"max_length must be positive; got {max_length}.")
         self.default_beam_size = model.model_config.beam_size
@@ -97,23 +97,21 @@ class Translator(tf.Module):
         row_keys = tf.bitwise.bitwise_xor(tf.strings.to_hash_bucket_fast(text, 2 ** 62), seed)
         result = sample_search(source.next_step, source.state, self._start_tokens(text), END_ID,
                                self.max_length, row_keys, temperature, top_k, top_p)
-        return self._outputs(source, result.tokens, result.scores, result.lengths,
-                             result.step_outputs)
+        return self._outputs(source, result)
 
     def _greedy(self, text):
         source = self._encode(text)
         result = greedy_search(source.next_step, source.state, self._start_tokens(text),
                                END_ID, self.max_length)
-        return self._outputs(source, result.tokens, result.scores, result.lengths,
-                             result.step_outputs)
+        return self._outputs(source, result)
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
         source = self._encode(text, beam_size)
         result = beam_search(source.next_step, source.state, self._start_tokens(text), END_ID,
                              self.max_length, beam_size, self.length_penalty)
-        outputs = self._outputs(source, result.tokens[:, 0], result.scores[:, 0],
-                                result.lengths[:, 0], result.step_outputs[:, 0])
+        best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
+        outputs = self._outputs(source, SearchResult(*best, result.step_outputs[:, 0]))
         batch, width = tf.shape(result.tokens)[0], tf.shape(result.tokens)[2]
         flat_tokens = tf.reshape(result.tokens, [-1, width])  # (batch * beam, t)
         outputs["nbest"] = tf.reshape(self.target_text.decode(flat_tokens), [batch, beam_size])
@@ -142,17 +140,18 @@ class Translator(tf.Module):
 
         return _Source(text, self.decoder.initial_state(encoder_states), next_step)
 
-    def _outputs(self, source, tokens, scores, lengths, attention):
-        """The output dict shared by every decoding: tokens (batch, t) -> text and labels."""
+    def _outputs(self, source, result):
+        """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
+        tokens = result.tokens  # (batch, t)
         batch = tf.shape(source.text)[0]
         source_tokens = tf.concat([self.source_text.tokenize(source.text),
                                    tf.fill([batch, 1], END)], axis=1)
         target_tokens = tf.where(tf.equal(tokens, PAD_ID), "", self.target_text.ids_to_tokens(tokens))
         return {
             "text": self.target_text.decode(tokens),
-            "score": scores,
-            "length": lengths,
-            "attention": attention,  # (batch, t, s)
+            "score": result.scores,
+            "length": result.lengths,
+            "attention": result.step_outputs,  # (batch, t, s)
             "source_tokens": source_tokens.to_tensor(default_value=""),
             "target_tokens": target_tokens,
         }
@@ -188,6 +187,19 @@ def _file_backed(processor, directory, side):
         file_backed.sentencepiece_file = tf.saved_model.Asset(
             os.path.join(directory, f"{side}_vocab.spm"))
     return file_backed
+
+
+def next_version_path(base_dir, name):
+    """`base_dir/name/<n>` for the next unused integer version (1 for a new name).
+
+    TensorFlow Serving reads `<model>/<version>/` folders and serves the highest version;
+    writing a new number, never an existing one, keeps earlier exports intact.
+    """
+    if not name or os.sep in name or name in (".", ".."):
+        raise ValueError(f"name must be a plain folder name; got {name!r}.")
+    folder = os.path.join(base_dir, name)
+    versions = [int(entry) for entry in os.listdir(folder) if entry.isdigit()] if os.path.isdir(folder) else []
+    return os.path.join(folder, str(max(versions, default=0) + 1))
 
 
 def load(path):

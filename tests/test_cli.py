@@ -43,6 +43,9 @@ def test_train_resumes_then_exports_and_translates(tmp_path):
     assert "Resumed from" in second.stdout and "after epoch 1" in second.stdout
     assert "Epoch 1/2" not in second.stdout and "Epoch 2/2" in second.stdout
 
+    other = keras_s2s("train", "--task", "toy-ko", "--checkpoint-dir", checkpoints, "--epochs", "3")
+    assert other.returncode == 2 and "task: was 'dates', now 'toy-ko'" in other.stderr
+
     exported = keras_s2s("export", "--checkpoint-dir", checkpoints, "--output", export)
     assert exported.returncode == 0, exported.stderr[-3000:]
     translated = keras_s2s("translate", "--model", export, "March 3, 2021", "")
@@ -52,6 +55,11 @@ def test_train_resumes_then_exports_and_translates(tmp_path):
 
     again = keras_s2s("export", "--checkpoint-dir", checkpoints, "--output", export)
     assert again.returncode == 2 and "not empty" in again.stderr
+    for version in ("1", "2"):  # versioned exports for serving never overwrite each other
+        named = keras_s2s("export", "--checkpoint-dir", checkpoints, "--name", "dates",
+                          "--base-dir", tmp_path / "models", "--average-last", "2")
+        assert named.returncode == 0, named.stderr[-3000:]
+        assert (tmp_path / "models" / "dates" / version / "saved_model.pb").exists()
 
 
 def test_train_on_a_pair_file_reports_malformed_lines(tmp_path):

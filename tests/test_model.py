@@ -102,7 +102,7 @@ def test_translate_rejects_a_bare_string(dates_model):
         dates_model[0].translate("March 3, 2021")
 
 
-def test_plain_context_vector_model_trains_too():
+def test_plain_context_vector_model_trains_too(tmp_path):
     model_config, _ = preset("dates")
     model_config.attention = None
     pairs, _ = tasks.load_task("dates", 300, 10)
@@ -112,6 +112,10 @@ def test_plain_context_vector_model_trains_too():
     assert history.history["loss"][1] < history.history["loss"][0]
     outputs = model.translator().translate(tf.constant(["March 3, 2021"]))
     assert np.all(outputs["attention"].numpy() == 0)
+    # No attention keys to tile: beam search and the export work all the same.
+    beam = model.translator().beam(tf.constant(["March 3, 2021"]), tf.constant(3))
+    assert beam["nbest"].shape == (1, 3)
+    assert os.path.exists(os.path.join(model.export(str(tmp_path / "plain")), "saved_model.pb"))
 
 
 def sentencepiece_model():

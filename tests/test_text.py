@@ -36,8 +36,16 @@ def test_char_tokenizer_shows_spaces_and_round_trips():
 
 def test_normalize_case_folds_collapses_spaces_and_repairs_invalid_utf8():
     tokenizer = Tokenizer("word")
-    texts = tf.constant([b"  MIXED   Case\t\n", b"caf\xc3\xa9 \xff\xfe ok", "Ｆｕｌｌ".encode()])
-    assert strings(tokenizer.normalize(texts)) == ["mixed case", "café \ufffd\ufffd ok", "full"]
+    texts = tf.constant([b"  MIXED   Case\t\n", b"caf\xc3\xa9 \xff\xfe ok", "Ｆｕｌｌ".encode(),
+                         "a\x0bb\u2028c\u3000d\x00e\x1f".encode()])
+    assert strings(tokenizer.normalize(texts)) == ["mixed case", "café \ufffd\ufffd ok", "full",
+                                                   "a b c d e"]
+
+
+def test_every_token_of_odd_whitespace_builds_a_vocabulary():
+    texts = ["line\u2028separator", "vertical\x0btab", "next\x85line"]
+    for kind in ("word", "char"):
+        Vocabulary.build(Tokenizer(kind).split(tf.constant(texts)))
 
 
 def test_decomposed_normalization_still_outputs_composed_hangul():

@@ -104,3 +104,15 @@ def test_cosine_schedule_decays_to_a_tenth_over_all_epochs():
     del schedule
     with pytest.raises(ValueError, match="steps_per_epoch"):
         make_optimizer(config)
+
+
+def test_datasets_that_cannot_train_are_refused_clearly():
+    pairs, _ = tasks.load_task("dates", 100, 10)
+    model = fresh(pairs)
+    strings = tf.data.Dataset.from_tensor_slices(([s for s, _ in pairs], [t for _, t in pairs])).batch(8)
+    with pytest.raises(ValueError, match="integer batches"):
+        train(model, strings, TrainConfig(epochs=1), verbose=0)
+    with pytest.raises(ValueError, match="infinite"):
+        train(model, make_dataset(pairs, model, 32).repeat(), TrainConfig(epochs=1), verbose=0)
+    with pytest.raises(ValueError, match="no batch"):
+        train(model, make_dataset(pairs, model, 32).take(0), TrainConfig(epochs=1), verbose=0)

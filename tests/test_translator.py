@@ -182,3 +182,12 @@ def test_sample_signature_is_seeded_per_text(dates_model):
     assert draw(texts, 1) != draw(texts, 2)
     assert draw(texts[:1], 1)[0] == draw(texts, 1)[0] == draw(texts[::-1], 1)[-1]
     assert draw(texts, 1, temperature=0.0) == translator.greedy(tf.constant(texts))["text"].numpy().tolist()
+
+
+def test_next_version_path_never_reuses_a_version(tmp_path):
+    assert translator_lib.next_version_path(str(tmp_path), "dates") == str(tmp_path / "dates" / "1")
+    for version in ("1", "2", "10", "notes"):
+        (tmp_path / "dates" / version).mkdir(parents=True)
+    assert translator_lib.next_version_path(str(tmp_path), "dates") == str(tmp_path / "dates" / "11")
+    with pytest.raises(ValueError, match="name"):
+        translator_lib.next_version_path(str(tmp_path), "../escape")
