@@ -116,8 +116,16 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
                  tile_beams(initial_state, beam_size), log_probs,
                  tf.zeros([batch, beam_size], tf.int32), tf.zeros([batch, beam_size], tf.bool),
                  *arrays)
+    # Batch and beam stay open dimensions: a constant beam size can give the tensors that
+    # enter the loop a static beam width that top_k's output does not promise.
+    open_leading = lambda tensor: tf.TensorShape([None] * tensor.shape.rank)  # noqa: E731
+    invariants = (tf.TensorShape([]), tf.TensorShape([None]),
+                  tf.nest.map_structure(lambda tensor: tf.TensorShape([None]).concatenate(
+                      tensor.shape[1:]), loop_vars[2]),
+                  *[open_leading(tensor) for tensor in loop_vars[3:6]],
+                  *[tf.TensorShape(None)] * 3)
     (_, _, _, log_probs, lengths, _, tokens_array, parents_array,
-     outputs_array) = tf.while_loop(keep_going, body, loop_vars)
+     outputs_array) = tf.while_loop(keep_going, body, loop_vars, shape_invariants=invariants)
 
     scores = log_probs / length_penalty(lengths, alpha)  # (batch, beam)
     scores, order = tf.math.top_k(scores, k=beam_size)  # best first

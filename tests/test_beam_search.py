@@ -142,3 +142,15 @@ def test_beam_size_can_be_a_tensor_inside_one_graph():
     assert run(tf.constant([0, 2]), tf.constant(2)).shape == (2, 2)
     assert run(tf.constant([0, 2]), tf.constant(4)).shape == (2, 4)
     assert run.experimental_get_tracing_count() == 1
+
+
+def test_a_constant_beam_size_traces_too():
+    logits = np.random.default_rng(5).normal(size=(5, 5))
+    logits[:, PAD] = -1e9
+    next_step = markov_model(logits)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    def run(starts):
+        return beam_search(next_step, tf.zeros_like(starts), starts, END, 4, beam_size=3).scores
+
+    assert run(tf.constant([0, 2])).shape == (2, 3)

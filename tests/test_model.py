@@ -124,7 +124,7 @@ def sentencepiece_model():
     pairs, _ = tasks.load_task("toy-ko", 400, 10)
     config = ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
                          max_source_vocab=120, max_target_vocab=150, units=16, embedding_dim=8,
-                         attention_units=8)
+                         attention_units=8, beam_size=3)  # serving_default decodes by beam
     return Seq2Seq.from_pairs(pairs, config), pairs
 
 
