@@ -17,6 +17,8 @@ setup(
         "matplotlib>=3.7",
         "sacrebleu>=2.3",
         "sentencepiece>=0.2",
+        # Protos for TensorFlow Serving requests: the client and the export's warm-up file.
+        "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
         "test": ["pytest>=8"],

@@ -1,4 +1,4 @@
-"""Command line: `keras-s2s demo | train | translate | evaluate | plot | export`.
+"""Command line: `keras-s2s demo | train | translate | evaluate | plot | client | export`.
 
 It only parses arguments and calls the library; every command is a function there too.
 """
@@ -64,6 +64,22 @@ def main(argv=None):
     plot.add_argument("--output", default="attention.png")
     plot.add_argument("--beam-size", type=int)
 
+    client = commands.add_parser("client", help="translate with a model behind TensorFlow Serving")
+    client.add_argument("--model", required=True, help="the model's name on the server")
+    server = client.add_mutually_exclusive_group(required=True)
+    server.add_argument("--url", help="REST base URL, e.g. http://localhost:8501")
+    server.add_argument("--grpc", help="gRPC address, e.g. localhost:8500")
+    client.add_argument("--version", type=int, help="a specific model version")
+    client.add_argument("--signature", default="serving_default",
+                        choices=["serving_default", "greedy", "beam", "sample"])
+    client.add_argument("--beam-size", type=int, default=4, help="for --signature beam")
+    client.add_argument("--temperature", type=float, default=1.0, help="for --signature sample")
+    client.add_argument("--top-k", type=int, default=0, help="for --signature sample")
+    client.add_argument("--top-p", type=float, default=1.0, help="for --signature sample")
+    client.add_argument("--seed", type=int, default=0, help="for --signature sample")
+    client.add_argument("--timeout", type=float, default=10.0)
+    client.add_argument("texts", nargs="+")
+
     export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel")
     export.add_argument("--checkpoint-dir", required=True)
     destination = export.add_mutually_exclusive_group(required=True)
@@ -76,10 +92,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
-                "plot": _plot, "export": _export}[args.command](args)
+                "plot": _plot, "client": _client, "export": _export}[args.command](args)
     except (ValueError, OSError) as error:  # user errors: bad values, missing files
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:  # a model server that is down or answers with an error
+        if type(error).__name__ != "ServingError":
+            raise
+        print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
+        return 3
 
 
 def _demo(args):
@@ -134,6 +155,23 @@ def _plot(args):
     translation = plot_translation(translator_lib.load(args.model), args.text, args.output,
                                    args.beam_size)
     print(f"{translation}\nWrote {args.output}")
+    return 0
+
+
+def _client(args):
+    from keras_s2s import serving
+
+    scalars = {"beam": {"beam_size": args.beam_size},
+               "sample": {"temperature": args.temperature, "top_k": args.top_k,
+                          "top_p": args.top_p, "seed": args.seed}}.get(args.signature, {})
+    if args.url:
+        outputs = serving.rest_predict(args.url, args.model, args.texts, args.signature,
+                                       args.version, args.timeout, **scalars)
+    else:
+        outputs = serving.grpc_predict(args.grpc, args.model, args.texts, args.signature,
+                                       args.version, args.timeout, **scalars)
+    for text in outputs["text"]:
+        print(text)
     return 0
 
 

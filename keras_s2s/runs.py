@@ -133,7 +133,8 @@ def score_pairs(model, pairs):
     sources, references = [source for source, _ in pairs], [target for _, target in pairs]
     tokenize = "char" if model.model_config.target_tokenizer == "char" else "13a"
     scores = {}
-    decodings = {"greedy": None}
+    # Beam search with one hypothesis is greedy search token for token (tests/test_beam_search.py).
+    decodings = {"greedy": 1}
     if model.model_config.beam_size > 1:
         decodings[f"beam {model.model_config.beam_size}"] = model.model_config.beam_size
     for name, beam_size in decodings.items():

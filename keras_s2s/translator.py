@@ -23,6 +23,8 @@ from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 # Server contract: named inputs, named outputs, batch first on every output.
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 SIGNATURE_NAMES = ("serving_default", "greedy", "beam", "sample")
+# Replayed by the model server on load: an ordinary sentence and the empty string.
+WARMUP_TEXTS = ("This is a warm-up request.", "")
 
 
 class Translator(tf.Module):
@@ -75,9 +77,11 @@ class Translator(tf.Module):
 
     @tf.function(input_signature=[TEXT])
     def translate(self, text):
+        # Calling the other signatures' functions (not re-tracing them) stores their
+        # graphs once in the SavedModel.
         if self.default_beam_size > 1:
-            return self._beam(text, tf.constant(self.default_beam_size))
-        return self._greedy(text)
+            return self.beam(text, tf.constant(self.default_beam_size))
+        return self.greedy(text)
 
     @tf.function(input_signature=[TEXT])
     def greedy(self, text):
@@ -121,16 +125,26 @@ class Translator(tf.Module):
     def _start_tokens(self, text):
         return tf.fill([tf.shape(text)[0]], START_ID)
 
-    def _encode(self, text, beam_size=None):
-        """Source side, once per sentence: ids, encoder outputs, attention keys, and the
-        decoder's next_step over them (tiled per hypothesis when beam_size is given)."""
+    @tf.function(input_signature=[TEXT])
+    def _encode_source(self, text):
+        """Tokenise and encode, shared by every signature (stored once in the SavedModel).
+
+        Returns initial decoder state, encoder outputs (batch, s, units), attention keys
+        (or None) and the source mask (batch, s).
+        """
         source_ids = self.source_text.encode(text).to_tensor()  # (batch, s), [END] last
         # Only an empty batch has s = 0, which the RNN cannot step over; give it one
         # padding column (any real sentence has at least its [END]).
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(source_ids)[1])]])
         encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
-        source_mask = tf.not_equal(source_ids, PAD_ID)
         keys = self.decoder.compute_keys(encoder_outputs)
+        return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
+                tf.not_equal(source_ids, PAD_ID))
+
+    def _encode(self, text, beam_size=None):
+        """Source side, once per sentence, and the decoder's next_step over it (tiled per
+        hypothesis when beam_size is given)."""
+        state, encoder_outputs, keys, source_mask = self._encode_source(text)
         if beam_size is not None:
             encoder_outputs, keys, source_mask = tile_beams((encoder_outputs, keys, source_mask),
                                                             beam_size)
@@ -138,7 +152,7 @@ class Translator(tf.Module):
         def next_step(tokens, state):
             return self.decoder.step(tokens, state, encoder_outputs, keys, source_mask)
 
-        return _Source(text, self.decoder.initial_state(encoder_states), next_step)
+        return _Source(text, state, next_step)
 
     def _outputs(self, source, result):
         """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
@@ -156,8 +170,12 @@ class Translator(tf.Module):
             "target_tokens": target_tokens,
         }
 
-    def save(self, path):
-        """Writes the SavedModel with all four signatures to `path`; returns `path`."""
+    def save(self, path, warmup_texts=WARMUP_TEXTS):
+        """Writes the SavedModel with all four signatures to `path`; returns `path`.
+
+        `assets.extra/tf_serving_warmup_requests` gets one request per signature with
+        `warmup_texts`, which TensorFlow Serving replays when it loads the model.
+        """
         signatures = {"serving_default": self.translate.get_concrete_function(),
                       "greedy": self.greedy.get_concrete_function(),
                       "beam": self.beam.get_concrete_function(),
@@ -170,6 +188,10 @@ class Translator(tf.Module):
                      for variable in function.variables}
         self.serving_variables = list(variables.values())
         tf.saved_model.save(self, path, signatures=signatures)
+        if warmup_texts:
+            from keras_s2s.serving import write_warmup_requests
+
+            write_warmup_requests(path, list(warmup_texts), os.path.basename(os.path.dirname(path)))
         return path
 
 
@@ -182,10 +204,6 @@ def _file_backed(processor, directory, side):
     processor.vocabulary.save(vocab_file)
     file_backed = TextProcessor(processor.tokenizer, processor.vocabulary, processor.max_length,
                                 vocab_file=vocab_file, name=f"{side}_text")
-    if processor.vocabulary.sentencepiece_model is not None:
-        # The graph holds the model already; the asset lets other tools read it too.
-        file_backed.sentencepiece_file = tf.saved_model.Asset(
-            os.path.join(directory, f"{side}_vocab.spm"))
     return file_backed
 
 

@@ -141,7 +141,7 @@ def test_sentencepiece_model_saves_and_reloads_everywhere(tmp_path):
     model.save(tmp_path / "model.keras")
     assert keras.models.load_model(tmp_path / "model.keras").translate(sources) == expected
     export = model.export(str(tmp_path / "export"))
-    assert os.path.exists(os.path.join(export, "assets", "target_vocab.spm"))
+    assert os.path.exists(os.path.join(export, "assets", "target_vocab.txt"))
     loaded = tf.saved_model.load(export)
     assert [t.decode() for t in loaded.translate(tf.constant(sources))["text"].numpy()] == expected
     # Pieces of an unseen word are known pieces, not [UNK].
