@@ -9,7 +9,6 @@ each signature and batch shape, then times greedy and beam search over the given
 
 import argparse
 import gzip
-import json
 import os
 import time
 
@@ -18,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  registers the text ops
+from report import print_report  # noqa: E402
 
 
 def read_sources(path, limit):
@@ -76,15 +76,8 @@ def main():
         p50, p99 = latency_ms(function, sentences)
         row.update({"batch 1 p50 ms": round(p50, 2), "batch 1 p99 ms": round(p99, 2)})
         report["decoders"][name] = row
-    columns = list(next(iter(report["decoders"].values())))
-    print(f"{'sentences/s':<10}" + "".join(f"{column:>16}" for column in columns))
-    for name, row in report["decoders"].items():
-        print(f"{name:<10}" + "".join(f"{row[column]:>16}" for column in columns))
     print(f"load: {load_seconds:.2f} s")
-    print(json.dumps(report))
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=2)
+    print_report(report, report["decoders"], "sentences/s", args.output)
 
 
 if __name__ == "__main__":

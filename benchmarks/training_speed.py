@@ -9,7 +9,6 @@ paths use every core.
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -23,6 +22,7 @@ from keras_s2s.config import preset  # noqa: E402
 from keras_s2s.data import make_dataset  # noqa: E402
 from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.training import make_optimizer, train  # noqa: E402
+from report import print_report  # noqa: E402
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -68,14 +68,7 @@ def main():
     report = {"task": args.task, "train_pairs": len(pairs), "epochs": args.epochs,
               "batch_size": train_config.batch_size, "parameters": model.count_params(),
               "results": results}
-    print(f"{'path':<12} {'tokens/s':>9} {'step ms':>8} {'epoch s':>16} {'loss':>9}")
-    for path, row in results.items():
-        print(f"{path:<12} {row['target_tokens_per_second']:>9} {row['step_ms']:>8} "
-              f"{str(row['epoch_seconds']):>16} {row['final_loss']:>9}")
-    print(json.dumps(report))
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=2)
+    print_report(report, results, "path", args.output)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,16 @@ class TrainConfig:
                 f"validation_fraction must be in [0, 1); got {self.validation_fraction}.")
 
 
+def _anki_korean(source_vocab, target_vocab):
+    """The Anki Korean<->English preset; the two directions differ only in vocabulary sizes."""
+    return (ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
+                        max_source_vocab=source_vocab, max_target_vocab=target_vocab,
+                        max_source_length=48, max_target_length=48, embedding_dim=192, units=256,
+                        attention_units=192, dropout=0.35, beam_size=4),
+            TrainConfig(epochs=40, batch_size=32, learning_rate=2e-3, label_smoothing=0.1,
+                        learning_rate_decay="cosine", keep_checkpoints=5))
+
+
 # Presets that are known to reach their task's target on a 2-core CPU (see README results).
 PRESETS = {
     "dates": (
@@ -132,22 +142,8 @@ PRESETS = {
                     learning_rate_decay="cosine"),
     ),
     # Anki Korean<->English: 4,678 training pairs, so a small model with strong dropout.
-    "anki-kor-eng": (
-        ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
-                    max_source_vocab=3000, max_target_vocab=2500, max_source_length=48,
-                    max_target_length=48, embedding_dim=192, units=256, attention_units=192,
-                    dropout=0.35, beam_size=4),
-        TrainConfig(epochs=40, batch_size=32, learning_rate=2e-3, label_smoothing=0.1,
-                    learning_rate_decay="cosine", keep_checkpoints=5),
-    ),
-    "anki-eng-kor": (
-        ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
-                    max_source_vocab=2500, max_target_vocab=3000, max_source_length=48,
-                    max_target_length=48, embedding_dim=192, units=256, attention_units=192,
-                    dropout=0.35, beam_size=4),
-        TrainConfig(epochs=40, batch_size=32, learning_rate=2e-3, label_smoothing=0.1,
-                    learning_rate_decay="cosine", keep_checkpoints=5),
-    ),
+    "anki-kor-eng": _anki_korean(source_vocab=3000, target_vocab=2500),
+    "anki-eng-kor": _anki_korean(source_vocab=2500, target_vocab=3000),
     # Korean chatbot Q->A (10,823 training pairs); answers are meant to be sampled.
     "ko-chatbot": (
         ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
