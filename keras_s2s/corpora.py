@@ -30,9 +30,9 @@ def _multi30k(source, target):
 
 def _held_out(pairs, validation, test, seed):
     """Seeded split into (train, validation, test) with fixed held-out sizes."""
-    if len(pairs) <= 2 * (validation + test):
+    if len(pairs) <= validation + test:
         raise ValueError(f"The corpus has {len(pairs)} usable pairs, too few for its "
-                         f"{validation} validation and {test} test pairs.")
+                         f"{validation} validation and {test} test pairs plus training.")
     rest, test_pairs = split_pairs(pairs, test / len(pairs), seed=seed)
     train_pairs, validation_pairs = split_pairs(rest, validation / len(rest), seed=seed + 1)
     return Splits(train_pairs, validation_pairs, test_pairs)

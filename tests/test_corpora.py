@@ -72,6 +72,10 @@ def test_named_corpora_load_with_fixed_disjoint_splits(tmp_path):
     assert load_corpus("anki-eng-kor", data_dir).train[0][1].startswith("나는")
     with pytest.raises(ValueError, match="Unknown corpus"):
         load_corpus("wmt", data_dir)
+    (tmp_path / "data" / "ko-chatbot" / "ChatbotData.csv").write_text(
+        "Q,A,label\n" + "".join(f"질문 {i},대답 {i},0\n" for i in range(900)), encoding="utf-8")
+    with pytest.raises(ValueError, match="too few"):
+        load_corpus("ko-chatbot", data_dir)
     with pytest.raises(ValueError, match="data_dir"):
         load_corpus("ko-chatbot", str(tmp_path / "missing"))
 
