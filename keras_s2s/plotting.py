@@ -1,11 +1,8 @@
 """Attention heatmaps and learning curves. matplotlib is imported only when a plot is drawn."""
 
 import functools
-import logging
 import pathlib
 import warnings
-
-logger = logging.getLogger(__name__)
 
 # Sample characters whose glyphs a font must have to label Korean text.
 _HANGUL_SAMPLE = "한국어"

@@ -158,6 +158,7 @@ class Translator(tf.Module):
         """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
         tokens = result.tokens  # (batch, t)
         batch = tf.shape(source.text)[0]
+        # Labels come from the text, not the ids: ids turn unknown words into [UNK].
         source_tokens = tf.concat([self.source_text.tokenize(source.text),
                                    tf.fill([batch, 1], END)], axis=1)
         target_tokens = tf.where(tf.equal(tokens, PAD_ID), "", self.target_text.ids_to_tokens(tokens))

@@ -1,7 +1,6 @@
 import warnings
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from keras_s2s import plotting
