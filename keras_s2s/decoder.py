@@ -121,6 +121,21 @@ class Decoder(keras.layers.Layer):
         return self.attention.compute_keys(encoder_outputs)
 
     def call(self, target_ids, encoder_outputs, initial_state, source_mask, training=False):
+        attentional, weights = self.attentional_states(
+            target_ids, encoder_outputs, initial_state, source_mask, training=training)
+        return self.project(attentional, training=training), weights  # (batch, t, vocab), (batch, t, s)
+
+    def project(self, attentional, training=False):
+        """h̃ (..., units) -> logits (..., vocab): the output projection W_s (after dropout)."""
+        return self.output_projection(self.dropout(attentional, training=training))
+
+    def attentional_states(self, target_ids, encoder_outputs, initial_state, source_mask,
+                           training=False):
+        """Teacher forcing up to h̃: (batch, t, units) attentional states, weights (batch, t, s).
+
+        Training projects only the states of real target tokens (`Seq2Seq.teacher_forcing_sums`),
+        which skips the vocabulary-sized matmul on padding: the largest cost of a step.
+        """
         keys = self.compute_keys(encoder_outputs)
         embedded = self.dropout(self.embedding(target_ids), training=training)  # (batch, t, emb)
         if self.input_feeding:
@@ -133,8 +148,7 @@ class Decoder(keras.layers.Layer):
             for rnn, state in zip(self.rnn_layers, initial_state[0]):
                 rnn_outputs, *_ = rnn(rnn_outputs, initial_state=list(state), training=training)
             attentional, weights = self._attend(rnn_outputs, encoder_outputs, keys, source_mask)
-        logits = self.output_projection(self.dropout(attentional, training=training))
-        return logits, weights  # (batch, t, vocab), (batch, t, s)
+        return attentional, weights
 
     def step(self, token_ids, state, encoder_outputs, keys, source_mask):
         """One decoding step for search.

@@ -13,7 +13,8 @@ def masked_cross_entropy(labels, logits, label_smoothing=0.0):
     """Summed cross-entropy over non-padding labels.
 
     Args:
-        labels: (batch, t) int, PAD_ID where there is no token.
+        labels: (batch, t) int, PAD_ID where there is no token; or any shape (..., ) whose
+            logits are (..., vocab), e.g. (tokens,) of real tokens only.
         logits: (batch, t, vocab) float.
         label_smoothing: share of the target probability spread uniformly over the vocabulary.
 

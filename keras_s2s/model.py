@@ -133,11 +133,23 @@ class Seq2Seq(keras.Model):
         return tf.cast(source, tf.int32), tf.cast(target, tf.int32)
 
     def teacher_forcing_sums(self, source_ids, target_ids, training=False):
-        """(loss_sum, token_count, correct_count) of predicting target_ids[:, 1:] from the rest."""
-        logits = self((source_ids, target_ids[:, :-1]), training=training)  # (batch, t, vocab)
+        """(loss_sum, token_count, correct_count) of predicting target_ids[:, 1:] from the rest.
+
+        Only real target tokens reach the output projection: padding would cost a
+        (positions, units) @ (units, vocab) matmul whose loss is masked out anyway.
+        """
+        encoder_outputs, encoder_states = self.encoder(source_ids, training=training)
+        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
+        attentional, _ = self.decoder.attentional_states(
+            target_ids[:, :-1], encoder_outputs, self.decoder.initial_state(encoder_states),
+            source_mask, training=training)  # (batch, t, units)
         labels = target_ids[:, 1:]  # (batch, t)
-        loss_sum, token_count = masked_cross_entropy(labels, logits, self.label_smoothing)
-        return loss_sum, token_count, masked_correct(labels, logits)
+        is_real = tf.not_equal(labels, PAD_ID)
+        real_states = tf.boolean_mask(attentional, is_real)  # (batch, t, units) -> (tokens, units)
+        real_labels = tf.boolean_mask(labels, is_real)  # (tokens,)
+        logits = self.decoder.project(real_states, training=training)  # (tokens, vocab)
+        loss_sum, token_count = masked_cross_entropy(real_labels, logits, self.label_smoothing)
+        return loss_sum, token_count, masked_correct(real_labels, logits)
 
     def train_step(self, data):
         source_ids, target_ids = self.to_ids(*data)
