@@ -146,7 +146,7 @@ PRESETS = {
     "spa-en-small": (
         ModelConfig(max_source_vocab=5000, max_target_vocab=5000, embedding_dim=256, units=256,
                     attention_units=256, dropout=0.1),
-        TrainConfig(epochs=4, batch_size=64, learning_rate=2e-3, label_smoothing=0.1,
+        TrainConfig(epochs=3, batch_size=64, learning_rate=2e-3, label_smoothing=0.1,
                     learning_rate_decay="cosine"),
     ),
     # Anki Korean<->English: 4,678 training pairs, so a small model with strong dropout.
