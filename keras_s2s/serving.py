@@ -81,7 +81,9 @@ def parse_rest_response(payload):
         raise ServingError(str(payload["error"]))
     if "outputs" in payload:
         outputs = payload["outputs"]
-        return {key: list(value) for key, value in outputs.items()} if isinstance(outputs, dict) else {"output": list(outputs)}
+        if isinstance(outputs, dict):
+            return {key: list(value) for key, value in outputs.items()}
+        return {"output": list(outputs)}
     if "predictions" in payload:
         rows = payload["predictions"]
         if rows and isinstance(rows[0], dict):

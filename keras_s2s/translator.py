@@ -217,7 +217,8 @@ def next_version_path(base_dir, name):
     if not name or os.sep in name or name in (".", ".."):
         raise ValueError(f"name must be a plain folder name; got {name!r}.")
     folder = os.path.join(base_dir, name)
-    versions = [int(entry) for entry in os.listdir(folder) if entry.isdigit()] if os.path.isdir(folder) else []
+    entries = os.listdir(folder) if os.path.isdir(folder) else []
+    versions = [int(entry) for entry in entries if entry.isdigit()]
     return os.path.join(folder, str(max(versions, default=0) + 1))
 
 

@@ -13,7 +13,8 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 def keras_s2s(*args, timeout=600):
     # The console script when it is installed, else the module: both call cli.main().
-    command = [shutil.which("keras-s2s")] if shutil.which("keras-s2s") else [sys.executable, "-m", "keras_s2s"]
+    installed = shutil.which("keras-s2s")
+    command = [installed] if installed else [sys.executable, "-m", "keras_s2s"]
     return subprocess.run(command + [str(arg) for arg in args], capture_output=True, text=True,
                           env=ENV, timeout=timeout)
 

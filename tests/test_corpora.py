@@ -50,7 +50,8 @@ def fake_data_dir(folder):
         write_gz(folder / "multi30k" / f"{split}.de.gz", [f"satz {split} {i}" for i in range(count)])
         write_gz(folder / "multi30k" / f"{split}.en.gz", [f"sentence {split} {i}" for i in range(count)])
     (folder / "anki").mkdir()
-    write_gz(folder / "anki" / "kor-eng.txt.gz", [f"I eat {i}.\t나는 {i}를 먹는다.\tCC-BY" for i in range(1000)])
+    write_gz(folder / "anki" / "kor-eng.txt.gz",
+             [f"I eat {i}.\t나는 {i}를 먹는다.\tCC-BY" for i in range(1000)])
     (folder / "ko-chatbot").mkdir()
     (folder / "ko-chatbot" / "ChatbotData.csv").write_text(
         "Q,A,label\n" + "".join(f"질문 {i},대답 {i},0\n" for i in range(1200)), encoding="utf-8")

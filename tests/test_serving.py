@@ -24,9 +24,8 @@ def test_grpc_request_holds_exactly_the_tensors_the_signature_accepts(dates_expo
             assert tf.as_dtype(request.inputs[name].dtype) == spec.dtype, name
             assert spec.shape.is_compatible_with(tensors[name].shape), name
         # The converted tensors run through the real signature.
-        outputs = loaded.signatures[signature](**{name: tf.constant(value, spec.dtype)
-                                                  for (name, value), spec in
-                                                  zip(sorted(tensors.items()), [specs[n] for n in sorted(tensors)])})
+        outputs = loaded.signatures[signature](**{name: tf.constant(value, specs[name].dtype)
+                                                  for name, value in sorted(tensors.items())})
         assert outputs["text"].shape == (len(TEXTS),)
 
 
