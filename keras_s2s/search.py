@@ -8,6 +8,12 @@ A search drives a `next_step` function:
 returned stacked (batch, t, ...): the decoder uses it for attention weights. All loops are
 `tf.while_loop`s, so a search runs inside one graph call for a whole batch and exports with
 the model.
+
+Greedy and sampling searches also accept a `context`: a nest of per-row tensors the step
+reads but never changes (encoder outputs, attention keys, the source mask). Then
+`next_step(tokens, state, context)` is called with the rows that are still decoding only:
+a row that has produced the end token leaves the batch, so a batch costs the sum of its
+output lengths instead of its size times its longest output.
 """
 
 import collections
@@ -25,7 +31,8 @@ step_outputs: (batch, t, ...), what `next_step` reported at each step (zeros aft
 """
 
 
-def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id=0):
+def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id=0,
+                  context=None):
     """Takes the most likely token at every step until every row has produced `end_id`.
 
     Args:
@@ -35,23 +42,26 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
         end_id: the token that finishes a row.
         max_length: int or scalar tensor, most tokens produced per row.
         pad_id: written after a row has finished.
+        context: optional nest of (batch, ...) tensors passed to `next_step` as a third
+            argument; finished rows then leave the batch (see module docstring).
 
     Returns:
         A `SearchResult`; scores are summed log-probabilities.
     """
-    def most_likely(log_probs, step):
+    def most_likely(log_probs, step, rows):
         return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
 
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
-                            pad_id, most_likely)
+                            pad_id, most_likely, context)
 
 
 def sample_search(next_step, initial_state, start_tokens, end_id, max_length, row_keys,
-                  temperature=1.0, top_k=0, top_p=1.0, pad_id=0):
+                  temperature=1.0, top_k=0, top_p=1.0, pad_id=0, context=None):
     """Draws every token from the model's (reshaped) distribution: varied output for a chatbot.
 
     Args:
-        next_step, initial_state, start_tokens, end_id, max_length, pad_id: as `greedy_search`.
+        next_step, initial_state, start_tokens, end_id, max_length, pad_id, context: as
+            `greedy_search`.
         row_keys: (batch,) int64, one random key per row. A row's draws depend only on its
             key and the step, never on the batch it is in, so the same key always gives the
             same sample (derive keys from the input text and a user seed for that).
@@ -65,20 +75,20 @@ def sample_search(next_step, initial_state, start_tokens, end_id, max_length, ro
     temperature = tf.cast(temperature, tf.float32)
     row_keys = tf.cast(row_keys, tf.int64)
 
-    def draw(log_probs, step):
+    def draw(log_probs, step, rows):
         logits = filter_logits(log_probs / tf.maximum(temperature, 1e-6), top_k, top_p)
         # Gumbel-max: argmax(logits + Gumbel noise) is a sample from softmax(logits).
         uniform = tf.vectorized_map(
             lambda key: tf.random.stateless_uniform(
                 tf.shape(logits)[1:], seed=tf.stack([key, tf.cast(step, tf.int64)]),
-                minval=1e-20, maxval=1.0), row_keys)  # (batch, vocab)
+                minval=1e-20, maxval=1.0), tf.gather(row_keys, rows))  # (rows, vocab)
         sampled = tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1,
                             output_type=tf.int32)
         greedy = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         return tf.where(temperature > 0, sampled, greedy)
 
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
-                            pad_id, draw)
+                            pad_id, draw, context)
 
 
 def filter_logits(logits, top_k=0, top_p=1.0):
@@ -103,34 +113,65 @@ def filter_logits(logits, top_k=0, top_p=1.0):
     return tf.where(logits < threshold, tf.constant(-float("inf"), logits.dtype), logits)
 
 
-def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id, choose):
+def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id, choose,
+                     context=None):
     """The loop shared by greedy and sampling: one token per row per step, chosen by
-    `choose(log_probs (batch, vocab), step) -> (batch,) int32`."""
+    `choose(log_probs (rows, vocab), step, rows) -> (rows,) int32`, where `rows` (rows,)
+    holds the batch positions of the rows in play."""
     batch = tf.shape(start_tokens)[0]
+    compact = context is not None
+    if compact:
+        call_step = next_step
+    else:
+        context = ()
+
+        def call_step(tokens, state, context):
+            return next_step(tokens, state)
     tokens_array = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
     outputs_array = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
 
-    def keep_going(step, tokens, state, finished, scores, tokens_array, outputs_array):
+    def keep_going(step, rows, tokens, state, context, finished, scores, tokens_array,
+                   outputs_array):
         # At least one step always runs so that the stacked arrays have a known shape,
         # even for an empty batch.
         return tf.logical_and(step < max_length,
                               tf.logical_or(step == 0, tf.logical_not(tf.reduce_all(finished))))
 
-    def body(step, tokens, state, finished, scores, tokens_array, outputs_array):
-        logits, state, step_output = next_step(tokens, state)
-        log_probs = tf.nn.log_softmax(logits)  # (batch, vocab)
-        next_tokens = tf.where(finished, pad_id, choose(log_probs, step))  # (batch,)
-        chosen = tf.gather(log_probs, next_tokens, batch_dims=1)  # (batch,)
-        scores += tf.where(finished, 0.0, chosen)
-        tokens_array = tokens_array.write(step, next_tokens)
-        outputs_array = outputs_array.write(step, zero_rows(finished, step_output))
+    def body(step, rows, tokens, state, context, finished, scores, tokens_array, outputs_array):
+        logits, state, step_output = call_step(tokens, state, context)  # (rows, vocab)
+        log_probs = tf.nn.log_softmax(logits)
+        next_tokens = tf.where(finished, pad_id, choose(log_probs, step, rows))  # (rows,)
+        chosen = tf.where(finished, 0.0, tf.gather(log_probs, next_tokens, batch_dims=1))
+        # Results go to the rows' places in the whole batch; rows not in play get padding.
+        places = rows[:, tf.newaxis]  # (rows, 1)
+        scores = tf.tensor_scatter_nd_add(scores, places, chosen)  # (batch,)
+        tokens_array = tokens_array.write(
+            step, tf.tensor_scatter_nd_update(tf.fill([batch], pad_id), places, next_tokens))
+        step_output = zero_rows(finished, step_output)  # (rows, ...)
+        outputs_array = outputs_array.write(step, tf.scatter_nd(
+            places, step_output, tf.concat([[batch], tf.shape(step_output)[1:]], 0)))
         finished = finished | tf.equal(next_tokens, end_id)
-        return step + 1, next_tokens, state, finished, scores, tokens_array, outputs_array
+        carried = (rows, next_tokens, finished, state, context)
+        if compact:
+            # Finished rows leave: every later step runs on the rows still decoding. The
+            # gathers run only at steps where a row finished.
+            def drop_finished():
+                in_play = tf.reshape(tf.where(tf.logical_not(finished)), [-1])  # (rows left,)
+                return tf.nest.map_structure(lambda tensor: tf.gather(tensor, in_play), carried)
 
-    _, _, _, _, scores, tokens_array, outputs_array = tf.while_loop(
-        keep_going, body,
-        (tf.constant(0), tf.cast(start_tokens, tf.int32), initial_state,
-         tf.zeros([batch], tf.bool), tf.zeros([batch]), tokens_array, outputs_array))
+            carried = tf.cond(tf.reduce_any(finished), drop_finished, lambda: carried)
+        rows, next_tokens, finished, state, context = carried
+        return step + 1, rows, next_tokens, state, context, finished, scores, tokens_array, outputs_array
+
+    loop_vars = (tf.constant(0), tf.range(batch), tf.cast(start_tokens, tf.int32), initial_state,
+                 context, tf.zeros([batch], tf.bool), tf.zeros([batch]), tokens_array, outputs_array)
+    # Rows leave the batch, so every per-row tensor has an open first dimension.
+    open_rows = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
+    invariants = (tf.TensorShape([]), *[tf.nest.map_structure(open_rows, value)
+                                        for value in loop_vars[1:7]],
+                  tf.TensorShape(None), tf.TensorShape(None))
+    _, _, _, _, _, _, scores, tokens_array, outputs_array = tf.while_loop(
+        keep_going, body, loop_vars, shape_invariants=invariants)
     tokens = tf.transpose(tokens_array.stack(), [1, 0])  # (t, batch) -> (batch, t)
     step_outputs = _batch_major(outputs_array.stack())  # (t, batch, ...) -> (batch, t, ...)
     return SearchResult(tokens, sequence_lengths(tokens, end_id), scores, step_outputs)

@@ -99,15 +99,21 @@ class Translator(tf.Module):
         source = self._encode(text)
         # One key per row from its text and the seed: the draw never depends on the batch.
         row_keys = tf.bitwise.bitwise_xor(tf.strings.to_hash_bucket_fast(text, 2 ** 62), seed)
-        result = sample_search(source.next_step, source.state, self._start_tokens(text), END_ID,
-                               self.max_length, row_keys, temperature, top_k, top_p)
+        result = sample_search(self._step_with_context, source.state, self._start_tokens(text),
+                               END_ID, self.max_length, row_keys, temperature, top_k, top_p,
+                               context=source.context)
         return self._outputs(source, result)
 
     def _greedy(self, text):
         source = self._encode(text)
-        result = greedy_search(source.next_step, source.state, self._start_tokens(text),
-                               END_ID, self.max_length)
+        result = greedy_search(self._step_with_context, source.state, self._start_tokens(text),
+                               END_ID, self.max_length, context=source.context)
         return self._outputs(source, result)
+
+    def _step_with_context(self, tokens, state, context):
+        """The decoder step over the rows still decoding (greedy and sampling drop the rest)."""
+        return self.decoder.step(tokens, state, context["encoder_outputs"], context.get("keys"),
+                                 context["source_mask"])
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
@@ -142,9 +148,13 @@ class Translator(tf.Module):
                 tf.not_equal(source_ids, PAD_ID))
 
     def _encode(self, text, beam_size=None):
-        """Source side, once per sentence, and the decoder's next_step over it (tiled per
-        hypothesis when beam_size is given)."""
+        """Source side, once per sentence: the decoder's next_step over it (tiled per
+        hypothesis when beam_size is given) and the same per-row context untiled."""
         state, encoder_outputs, keys, source_mask = self._encode_source(text)
+        # What every step reads per row; `keys` is absent without attention.
+        context = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
+        if keys is not None:
+            context["keys"] = keys
         if beam_size is not None:
             encoder_outputs, keys, source_mask = tile_beams((encoder_outputs, keys, source_mask),
                                                             beam_size)
@@ -152,7 +162,7 @@ class Translator(tf.Module):
         def next_step(tokens, state):
             return self.decoder.step(tokens, state, encoder_outputs, keys, source_mask)
 
-        return _Source(text, state, next_step)
+        return _Source(text, state, next_step, context)
 
     def _outputs(self, source, result):
         """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
@@ -196,7 +206,7 @@ class Translator(tf.Module):
         return path
 
 
-_Source = collections.namedtuple("_Source", ["text", "state", "next_step"])
+_Source = collections.namedtuple("_Source", ["text", "state", "next_step", "context"])
 
 
 def _file_backed(processor, directory, side):
