@@ -147,7 +147,7 @@ PRESETS = {
     "spa-en-small": (
         ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
                     max_source_vocab=5000, max_target_vocab=5000, embedding_dim=256, units=256,
-                    attention_units=256, dropout=0.1),
+                    attention_units=256, dropout=0.1, beam_size=4),
         TrainConfig(epochs=3, batch_size=64, learning_rate=2e-3, label_smoothing=0.1,
                     learning_rate_decay="cosine"),
     ),
