@@ -3,7 +3,10 @@
 ``"dates"`` maps human-written dates such as ``"Wednesday, March 3, 2021"`` to
 ISO ``"2021-03-03"``. ``"toy-ko"`` translates a tiny English grammar into Korean,
 which moves English subject-verb-object-place-time order to Korean
-subject-time-place-object-verb order. Generators draw from an explicit
+subject-time-place-object-verb order. ``"copy"`` repeats a random string of 3 to 30
+letters: every token must survive the trip through the encoder, so it measures how much a
+model can carry from source to target (the context-vector bottleneck of a model without
+attention grows with the length). Generators draw from an explicit
 ``random.Random``, so datasets are reproducible for a given seed.
 """
 
@@ -11,7 +14,7 @@ import datetime
 import random
 from typing import Callable, NamedTuple
 
-TASK_NAMES = ("dates", "toy-ko")
+TASK_NAMES = ("dates", "toy-ko", "copy")
 
 # English names are spelled out instead of taken from the calendar module,
 # whose names follow the process locale and would make datasets machine dependent.
@@ -272,9 +275,36 @@ def toy_ko_pair(rng: random.Random) -> tuple[str, str]:
     return toy_ko_sentence(subject, verb, obj, tense, adjective, place, time)
 
 
+# The copy task's symbols and lengths: 26 letters carry log2(26) = 4.7 bits each, so a
+# 30-letter source holds about 141 bits that a context vector must keep.
+COPY_SYMBOLS = tuple("abcdefghijklmnopqrstuvwxyz")
+COPY_MIN_LENGTH = 3
+COPY_MAX_LENGTH = 30
+
+
+def copy_pair(rng: random.Random, min_length: int = COPY_MIN_LENGTH,
+              max_length: int = COPY_MAX_LENGTH) -> tuple[str, str]:
+    """Draws a pair such as ``("q d k", "q d k")``: letters, space-separated, copied.
+
+    The length is uniform in ``[min_length, max_length]``, so every length is equally
+    represented when accuracy is measured against it.
+
+    Raises:
+        ValueError: If the lengths are not positive ints with ``min_length <= max_length``.
+    """
+    _check_positive_int("min_length", min_length)
+    _check_positive_int("max_length", max_length)
+    if min_length > max_length:
+        raise ValueError(f"min_length must be <= max_length, got {min_length} > {max_length}")
+    letters = rng.choices(COPY_SYMBOLS, k=rng.randint(min_length, max_length))
+    text = " ".join(letters)
+    return text, text
+
+
 _PAIR_GENERATORS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "dates": date_pair,
     "toy-ko": toy_ko_pair,
+    "copy": copy_pair,
 }
 
 

@@ -237,3 +237,21 @@ def test_exhausted_task_raises_instead_of_looping(monkeypatch):
     monkeypatch.setitem(tasks._PAIR_GENERATORS, "dates", lambda rng: ("same", "same"))
     with pytest.raises(ValueError, match="distinct"):
         tasks.generate_pairs("dates", 2)
+
+
+def test_copy_pairs_repeat_letters_at_every_length():
+    pairs = tasks.generate_pairs("copy", 3000, seed=2)
+    lengths = {len(source.split()) for source, _ in pairs}
+    assert lengths == set(range(tasks.COPY_MIN_LENGTH, tasks.COPY_MAX_LENGTH + 1))
+    for source, target in pairs:
+        assert source == target
+        assert set(source.split()) <= set(tasks.COPY_SYMBOLS)
+
+
+def test_copy_pair_length_is_controllable():
+    rng = random.Random(0)
+    assert all(len(tasks.copy_pair(rng, 40, 40)[0].split()) == 40 for _ in range(5))
+    with pytest.raises(ValueError, match="min_length"):
+        tasks.copy_pair(rng, 5, 4)
+    with pytest.raises(ValueError, match="max_length"):
+        tasks.copy_pair(rng, 1, 0)
