@@ -85,17 +85,24 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
     def body(step, tokens, state, log_probs, lengths, finished, tokens_array, parents_array,
              outputs_array):
         logits, state, step_output = next_step(tokens, state)  # (batch * beam, vocab)
-        vocab = tf.shape(logits)[-1]
-        step_log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, beam_size, vocab])
+        # A hypothesis's extensions share its score and length, so only its `beam_size` most
+        # likely tokens can be among the best `beam_size` extensions of the sentence: the
+        # rest of the vocabulary is never scored.
+        width = tf.minimum(beam_size, tf.shape(logits)[-1])
+        step_log_probs, top_tokens = tf.math.top_k(tf.nn.log_softmax(logits), k=width)
+        step_log_probs = tf.reshape(step_log_probs, [batch, beam_size, width])
+        top_tokens = tf.reshape(top_tokens, [batch, beam_size, width])
         # A finished hypothesis can only be extended by padding, at no cost: it survives as is.
-        frozen = tf.one_hot(pad_id, vocab, on_value=0.0, off_value=_NEG_INF)  # (vocab,)
+        frozen = tf.concat([[0.0], tf.fill([width - 1], _NEG_INF)], 0)  # (width,)
         step_log_probs = tf.where(finished[:, :, tf.newaxis], frozen, step_log_probs)
-        candidate_log_probs = log_probs[:, :, tf.newaxis] + step_log_probs  # (batch, beam, vocab)
+        top_tokens = tf.where(finished[:, :, tf.newaxis], pad_id, top_tokens)
+        candidate_log_probs = log_probs[:, :, tf.newaxis] + step_log_probs  # (batch, beam, width)
         candidate_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)  # (batch, beam)
         candidate_scores = (candidate_log_probs
                             / length_penalty(candidate_lengths, alpha)[:, :, tf.newaxis])
         _, best = tf.math.top_k(tf.reshape(candidate_scores, [batch, -1]), k=beam_size)  # (batch, beam)
-        parents, new_tokens = best // vocab, best % vocab  # which hypothesis, which token
+        parents = best // width  # which hypothesis each survivor extends
+        new_tokens = tf.gather(tf.reshape(top_tokens, [batch, -1]), best, batch_dims=1)
         log_probs = tf.gather(tf.reshape(candidate_log_probs, [batch, -1]), best, batch_dims=1)
         lengths = tf.gather(candidate_lengths, parents, batch_dims=1)
         was_finished = tf.gather(finished, parents, batch_dims=1)
