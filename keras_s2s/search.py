@@ -127,53 +127,48 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
 
         def call_step(tokens, state, context):
             return next_step(tokens, state)
-    tokens_array = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
-    outputs_array = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+    # Each step records (row, step) places and what those rows produced; the (batch, t)
+    # results are assembled once after the loop, so no step pays for the whole batch.
+    records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
+                    for dtype in (tf.int32, tf.int32, tf.float32, tf.float32))
 
-    def keep_going(step, rows, tokens, state, context, finished, scores, tokens_array,
-                   outputs_array):
-        # At least one step always runs so that the stacked arrays have a known shape,
-        # even for an empty batch.
+    def keep_going(step, rows, tokens, state, context, finished, records):
+        # At least one step always runs so that the results have a known shape, even for
+        # an empty batch.
         return tf.logical_and(step < max_length,
                               tf.logical_or(step == 0, tf.logical_not(tf.reduce_all(finished))))
 
-    def body(step, rows, tokens, state, context, finished, scores, tokens_array, outputs_array):
+    def body(step, rows, tokens, state, context, finished, records):
         logits, state, step_output = call_step(tokens, state, context)  # (rows, vocab)
         log_probs = tf.nn.log_softmax(logits)
         next_tokens = tf.where(finished, pad_id, choose(log_probs, step, rows))  # (rows,)
         chosen = tf.where(finished, 0.0, tf.gather(log_probs, next_tokens, batch_dims=1))
-        # Results go to the rows' places in the whole batch; rows not in play get padding.
-        places = rows[:, tf.newaxis]  # (rows, 1)
-        scores = tf.tensor_scatter_nd_add(scores, places, chosen)  # (batch,)
-        tokens_array = tokens_array.write(
-            step, tf.tensor_scatter_nd_update(tf.fill([batch], pad_id), places, next_tokens))
-        step_output = zero_rows(finished, step_output)  # (rows, ...)
-        outputs_array = outputs_array.write(step, tf.scatter_nd(
-            places, step_output, tf.concat([[batch], tf.shape(step_output)[1:]], 0)))
+        places = tf.stack([rows, tf.fill(tf.shape(rows), step)], axis=1)  # (rows, 2): (row, step)
+        records = tuple(array.write(step, value) for array, value in zip(
+            records, (places, next_tokens, chosen, zero_rows(finished, step_output))))
         finished = finished | tf.equal(next_tokens, end_id)
         carried = (rows, next_tokens, finished, state, context)
         if compact:
-            # Finished rows leave: every later step runs on the rows still decoding. The
-            # gathers run only at steps where a row finished.
-            def drop_finished():
-                in_play = tf.reshape(tf.where(tf.logical_not(finished)), [-1])  # (rows left,)
-                return tf.nest.map_structure(lambda tensor: tf.gather(tensor, in_play), carried)
-
-            carried = tf.cond(tf.reduce_any(finished), drop_finished, lambda: carried)
+            # Finished rows leave: every later step runs on the rows still decoding.
+            in_play = tf.reshape(tf.where(tf.logical_not(finished)), [-1])  # (rows left,)
+            carried = tf.nest.map_structure(lambda tensor: tf.gather(tensor, in_play), carried)
         rows, next_tokens, finished, state, context = carried
-        return step + 1, rows, next_tokens, state, context, finished, scores, tokens_array, outputs_array
+        return step + 1, rows, next_tokens, state, context, finished, records
 
     loop_vars = (tf.constant(0), tf.range(batch), tf.cast(start_tokens, tf.int32), initial_state,
-                 context, tf.zeros([batch], tf.bool), tf.zeros([batch]), tokens_array, outputs_array)
+                 context, tf.zeros([batch], tf.bool), records)
     # Rows leave the batch, so every per-row tensor has an open first dimension.
     open_rows = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
     invariants = (tf.TensorShape([]), *[tf.nest.map_structure(open_rows, value)
-                                        for value in loop_vars[1:7]],
-                  tf.TensorShape(None), tf.TensorShape(None))
-    _, _, _, _, _, _, scores, tokens_array, outputs_array = tf.while_loop(
-        keep_going, body, loop_vars, shape_invariants=invariants)
-    tokens = tf.transpose(tokens_array.stack(), [1, 0])  # (t, batch) -> (batch, t)
-    step_outputs = _batch_major(outputs_array.stack())  # (t, batch, ...) -> (batch, t, ...)
+                                        for value in loop_vars[1:6]],
+                  (tf.TensorShape(None),) * len(records))
+    steps, _, _, _, _, _, records = tf.while_loop(keep_going, body, loop_vars,
+                                                  shape_invariants=invariants)
+    places, step_tokens, step_scores, step_outputs = (array.concat() for array in records)
+    tokens = tf.tensor_scatter_nd_update(tf.fill([batch, steps], pad_id), places, step_tokens)
+    scores = tf.math.unsorted_segment_sum(step_scores, places[:, 0], batch)  # (batch,)
+    step_outputs = tf.scatter_nd(  # (batch, t, ...), zeros where a row had finished
+        places, step_outputs, tf.concat([[batch, steps], tf.shape(step_outputs)[1:]], 0))
     return SearchResult(tokens, sequence_lengths(tokens, end_id), scores, step_outputs)
 
 
@@ -182,11 +177,6 @@ def zero_rows(condition, values):
     values = tf.cast(values, tf.float32)
     condition = tf.reshape(condition, tf.concat([[-1], tf.ones([tf.rank(values) - 1], tf.int32)], 0))
     return tf.where(condition, tf.zeros_like(values), values)
-
-
-def _batch_major(stacked):
-    """(t, batch, ...) -> (batch, t, ...)."""
-    return tf.transpose(stacked, tf.concat([[1, 0], tf.range(2, tf.rank(stacked))], 0))
 
 
 def sequence_lengths(tokens, end_id):
