@@ -2,14 +2,19 @@
 
 Loads the SavedModel the way a server would (TensorFlow and TensorFlow Text only), warms up
 each signature and batch shape, then times greedy and beam search over the given sentences.
+Also reports the SavedModel's load time, its size on disk, and this process's peak memory.
+With --checkpoint-dir it first exports that trained model (timed) and benchmarks the export.
 
     python benchmarks/decoding_speed.py --model demo_output/saved_model \
         --source demo_output/test.source.txt --beam-sizes 4
+    python benchmarks/decoding_speed.py --checkpoint-dir runs/spa-en-small \
+        --model /tmp/spa-en-small-export --source test.spa.txt
 """
 
 import argparse
 import gzip
 import os
+import resource
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,9 +55,16 @@ def latency_ms(function, sentences, count=300):
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
+def directory_bytes(path):
+    return sum(os.path.getsize(os.path.join(folder, name))
+               for folder, _, names in os.walk(path) for name in names)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, help="SavedModel directory (written first "
+                        "when --checkpoint-dir is given)")
+    parser.add_argument("--checkpoint-dir", help="export this trained model to --model first")
     parser.add_argument("--source", required=True, help="sentences, one a line")
     parser.add_argument("--sentences", type=int, default=1024)
     parser.add_argument("--batch-sizes", default="1,16,64,256")
@@ -60,6 +72,14 @@ def main():
     parser.add_argument("--output", help="also write the results here as JSON")
     args = parser.parse_args()
 
+    export_seconds = None
+    if args.checkpoint_dir:
+        from keras_s2s.training import load_trained_model
+
+        model = load_trained_model(args.checkpoint_dir)
+        start = time.perf_counter()
+        model.export(args.model)
+        export_seconds = time.perf_counter() - start
     start = time.perf_counter()
     translator = tf.saved_model.load(args.model)
     load_seconds = time.perf_counter() - start
@@ -68,7 +88,9 @@ def main():
     for beam_size in map(int, args.beam_sizes.split(",")) if args.beam_sizes else []:
         decoders[f"beam {beam_size}"] = (
             lambda text, size=beam_size: translator.beam(text, tf.constant(size)))
-    report = {"model": args.model, "load_seconds": round(load_seconds, 2), "decoders": {}}
+    report = {"model": args.model, "export_seconds": export_seconds and round(export_seconds, 2),
+              "load_seconds": round(load_seconds, 2), "saved_model_bytes": directory_bytes(args.model),
+              "decoders": {}}
     for name, function in decoders.items():
         row = {f"batch {size}": round(throughput(function, sentences[:max(size * 4, 256)] if size == 1
                                                  else sentences, size), 1)
@@ -76,7 +98,11 @@ def main():
         p50, p99 = latency_ms(function, sentences)
         row.update({"batch 1 p50 ms": round(p50, 2), "batch 1 p99 ms": round(p99, 2)})
         report["decoders"][name] = row
-    print(f"load: {load_seconds:.2f} s")
+    # Linux reports ru_maxrss in KiB.
+    report["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(f"export: {export_seconds and round(export_seconds, 2)} s, load: {load_seconds:.2f} s, "
+          f"SavedModel {report['saved_model_bytes'] / 2 ** 20:.1f} MiB, "
+          f"peak memory {report['peak_memory_mib']} MiB")
     print_report(report, report["decoders"], "sentences/s", args.output)
 
 

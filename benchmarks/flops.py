@@ -1,0 +1,109 @@
+"""Model FLOPs of a teacher-forced training step, and the matmul speed of the shapes behind them.
+
+Counts the multiply-adds of every matmul the model really makes for one batch (2 FLOPs
+each): embeddings are lookups and count nothing; element-wise work (gates, tanh, softmax)
+is not counted either, which is the usual convention for model FLOPs utilisation (MFU).
+A training step costs three forward passes' worth (the backward pass is about twice the
+forward). The output projection counts real target tokens only, as the model computes it.
+
+`matmul_ceiling` times `tf.matmul` at a given shape, so that each part of the step can be
+compared with what this machine can do at that shape rather than with a large square matmul.
+"""
+
+import time
+
+import tensorflow as tf
+
+TRAINING_PASSES = 3  # forward + backward (gradients for inputs and for weights)
+
+
+def step_flops(config, source_vocab, target_vocab, batch, source_length, target_length, real_tokens):
+    """{part: (forward FLOPs, matmul shape)} for one teacher-forced batch.
+
+    A shape is (m, k, n) for one matmul, or (b, m, k, n) for b matmuls in one batched op.
+
+    Args:
+        config: the model's `ModelConfig`.
+        source_vocab, target_vocab: vocabulary sizes (the source one is a lookup: unused).
+        batch, source_length, target_length: the padded batch shape (target without [START]).
+        real_tokens: non-padding target tokens in the batch.
+    """
+    del source_vocab
+    gates = 3 if config.cell == "gru" else 4
+    units, embedding = config.units, config.embedding_dim
+    directions = 2 if config.bidirectional else 1
+    encoder_units = units // directions
+    parts = {}
+    width = embedding
+    for layer in range(config.num_layers):
+        rows = batch * source_length
+        parts[f"encoder input projection {layer}"] = (
+            2 * directions * rows * width * gates * encoder_units, (rows, width, gates * encoder_units))
+        parts[f"encoder recurrence {layer}"] = (
+            2 * directions * rows * encoder_units * gates * encoder_units,
+            (batch, encoder_units, gates * encoder_units))
+        width = units
+    width = embedding + (units if config.input_feeding else 0)
+    for layer in range(config.num_layers):
+        rows = batch * target_length
+        parts[f"decoder input projection {layer}"] = (
+            2 * rows * width * gates * units, (rows, width, gates * units))
+        parts[f"decoder recurrence {layer}"] = (
+            2 * rows * units * gates * units, (batch, units, gates * units))
+        width = units
+    pairs = batch * target_length * source_length
+    if config.attention in ("bahdanau", "luong-concat"):
+        attention_units = config.attention_units
+        parts["attention keys"] = (2 * batch * source_length * units * attention_units,
+                                   (batch * source_length, units, attention_units))
+        parts["attention queries"] = (2 * batch * target_length * units * attention_units,
+                                      (batch * target_length, units, attention_units))
+        # v applied to every (t, s) pair: a matrix-vector product.
+        parts["attention scores"] = (2 * pairs * attention_units, (pairs, attention_units, 1))
+    elif config.attention in ("luong-dot", "luong-general"):
+        if config.attention == "luong-general":
+            parts["attention keys"] = (2 * batch * source_length * units * units,
+                                       (batch * source_length, units, units))
+        parts["attention scores"] = (2 * pairs * units, (batch, target_length, units, source_length))
+    if config.attention is not None:
+        parts["attention context"] = (2 * pairs * units, (batch, target_length, source_length, units))
+        parts["attentional state W_c"] = (2 * batch * target_length * 2 * units * units,
+                                          (batch * target_length, 2 * units, units))
+    parts["output projection W_s"] = (2 * real_tokens * units * target_vocab,
+                                      (real_tokens, units, target_vocab))
+    return parts
+
+
+def training_flops(parts):
+    """Forward FLOPs of `step_flops` -> the FLOPs of a training step."""
+    return TRAINING_PASSES * sum(flops for flops, _ in parts.values())
+
+
+def matmul_ceiling(*shape, repeats=20, seconds=0.3):
+    """Measured float32 GFLOP/s of (m, k) @ (k, n), or of b of them batched (shape (b, m, k, n)),
+    on this machine.
+
+    The matmul runs `repeats` times in a graph loop, one after the other, as an RNN's
+    recurrence does, so the figure includes the per-op cost a loop pays but not the cost of
+    calling a function from Python. Best of repeated runs.
+    """
+    *batch, m, k, n = shape
+    left = tf.random.normal([*batch, m, k])
+    right = tf.random.normal([*batch, k, n])
+
+    @tf.function
+    def chain(left, right):
+        def body(index, total):
+            # Each product depends on the previous one, so they cannot run in parallel.
+            return index + 1, total + tf.reduce_sum(tf.matmul(left + total * 0.0, right)[..., :1, :1])
+
+        return tf.while_loop(lambda index, total: index < repeats, body,
+                             (tf.constant(0), tf.constant(0.0)))[1]
+
+    chain(left, right).numpy()
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        chain(left, right).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * (batch[0] if batch else 1) * m * k * n * repeats / best / 1e9
