@@ -96,6 +96,9 @@ def main(argv=None):
     except (ValueError, OSError) as error:  # user errors: bad values, missing files
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # a diverged run: the message names epoch and step
+        print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
+        return 4
     except RuntimeError as error:  # a model server that is down or answers with an error
         if type(error).__name__ != "ServingError":
             raise

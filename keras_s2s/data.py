@@ -6,6 +6,7 @@ once, up front, then shuffles, groups sentences of similar length into the same 
 (bucketing) and pads each batch only to its own longest sentence.
 """
 
+import codecs
 import dataclasses
 import gzip
 import io
@@ -32,9 +33,22 @@ class PairFile:
                 f"{len(self.malformed)} malformed")
 
 
+# Byte-order marks of encodings whose lines `\n` does not split: such a file is refused
+# whole, since every "line" read from it would be garbage with NUL bytes in it.
+_WIDE_BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32",
+              codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16"}
+
+
 def open_text(path):
     """Opens a plain or .gz file for reading bytes."""
     return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+
+
+def _check_not_wide(path, first_line):
+    for bom, encoding in _WIDE_BOMS.items():  # UTF-32 first: its LE mark starts like UTF-16's
+        if first_line.startswith(bom):
+            raise ValueError(f"{path} is {encoding} text (it starts with a {encoding} byte-order "
+                             "mark); convert it to UTF-8 first, e.g. with iconv -t UTF-8.")
 
 
 def read_lines(path):
@@ -46,6 +60,8 @@ def read_lines(path):
     lines, bad = [], []
     with open_text(path) as file:
         for number, raw_line in enumerate(file, start=1):
+            if number == 1:
+                _check_not_wide(path, raw_line)
             try:
                 line = raw_line.decode("utf-8")
             except UnicodeDecodeError:
@@ -66,8 +82,12 @@ def read_tsv_pairs(path, source_column=0, target_column=1):
         source_column, target_column: which tab-separated columns hold the two sides.
 
     Returns:
-        A `PairFile`. Lines with too few columns, an empty side or bytes that are not UTF-8
-        are listed in `malformed` (and logged), never silently skipped.
+        A `PairFile`. Lines with too few columns, an empty side, bytes that are not UTF-8
+        (a Latin-1 or Windows-1252 line, say) or NUL characters are listed in `malformed`
+        with their line numbers (and logged), never silently skipped or guessed at.
+
+    Raises:
+        ValueError: the file is UTF-16 or UTF-32 (by its byte-order mark).
     """
     if source_column == target_column:
         raise ValueError(f"source_column and target_column must differ; both are {source_column}.")
@@ -75,6 +95,8 @@ def read_tsv_pairs(path, source_column=0, target_column=1):
     pairs, malformed, line_count = [], [], 0
     with open_text(path) as file:
         for line_count, raw_line in enumerate(file, start=1):
+            if line_count == 1:
+                _check_not_wide(path, raw_line)
             try:
                 line = raw_line.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -84,6 +106,9 @@ def read_tsv_pairs(path, source_column=0, target_column=1):
                 line = line.lstrip("\ufeff")
             line = line.rstrip("\r\n")
             if not line.strip():
+                continue
+            if "\x00" in line:
+                malformed.append((line_count, "NUL character"))
                 continue
             columns = line.split("\t")
             if len(columns) < needed:
@@ -207,4 +232,7 @@ def make_dataset(pairs, model, batch_size=64, shuffle=True, seed=0, num_buckets=
     options = tf.data.Options()
     # Autotuning was seen to stall several seconds at the start of an epoch on 2 cores.
     options.autotune.enabled = False
+    # The pairs live in memory, not in files: across several workers
+    # (MultiWorkerMirroredStrategy) each takes every N-th batch instead of every N-th file.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.prefetch(2).with_options(options)

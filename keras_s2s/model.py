@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from keras_s2s import config as config_lib
+from keras_s2s import distribute
 from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
 from keras_s2s.losses import masked_correct, masked_cross_entropy
@@ -156,9 +157,11 @@ class Seq2Seq(keras.Model):
         with tf.GradientTape() as tape:
             loss_sum, token_count, correct = self.teacher_forcing_sums(
                 source_ids, target_ids, training=True)
-            loss = loss_sum / tf.maximum(token_count, 1.0)
+            # Under a tf.distribute strategy this runs once per replica; dividing by the
+            # global batch's tokens makes the summed gradients the single-device gradient.
+            loss = loss_sum / tf.maximum(distribute.global_token_count(token_count), 1.0)
         gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        distribute.apply_gradients(self.optimizer, gradients, self.trainable_variables)
         return self.update_metrics(loss_sum, token_count, correct)
 
     def test_step(self, data):

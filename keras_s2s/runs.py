@@ -2,15 +2,18 @@
 
 A checkpoint directory holds config.json, both vocabularies, the checkpoints and
 history.json. Running the same command again continues from the newest checkpoint with the
-saved configuration and vocabularies, so an interrupted run loses at most one epoch.
+saved configuration and vocabularies, so an interrupted run loses at most one epoch. A run
+stopped before its first checkpoint has nothing to lose and starts over.
 """
 
 import dataclasses
+import glob
 import json
 import os
 import time
 
 import keras
+import tensorflow as tf
 
 from keras_s2s import config as config_lib
 from keras_s2s import tasks
@@ -53,7 +56,11 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     Returns (model, history, results); results (also written to results.json) holds
     BLEU, chrF and exact match of greedy and configured decoding on validation and test.
     """
-    resuming = os.path.exists(os.path.join(checkpoint_dir, CONFIG_FILE))
+    if export_path and os.path.exists(export_path) and os.listdir(export_path):
+        raise ValueError(f"export_path={export_path!r} exists and is not empty; choose a new "
+                         "directory so that no export is overwritten.")
+    # A run resumes once it has saved a checkpoint; one stopped before that starts over.
+    resuming = has_checkpoint(checkpoint_dir)
     data_source = {"task": task, "pairs": pairs_path, "corpus": corpus,
                    "train_size": train_size if task else None,
                    "test_size": test_size if task else None}
@@ -61,6 +68,11 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     if resuming:
         model_config, train_config = config_lib.load_json(os.path.join(checkpoint_dir, CONFIG_FILE))
         train_config = train_config or config_lib.TrainConfig()
+        if preset_name and config_lib.preset(preset_name)[0] != model_config:
+            changed = _differences(model_config, config_lib.preset(preset_name)[0])
+            raise ValueError(f"checkpoint_dir={checkpoint_dir!r} holds a model built with other "
+                             f"settings than preset {preset_name!r} ({changed}); leave out "
+                             "--preset to resume it, or use a new --checkpoint-dir.")
     elif preset_name or (task or corpus) in config_lib.PRESETS:
         model_config, train_config = config_lib.preset(preset_name or task or corpus)
     else:
@@ -77,9 +89,14 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     keras.utils.set_random_seed(train_config.seed)
     if resuming:
         model = Seq2Seq.from_spec(checkpoint_dir)
+        # Only the training settings can change (more epochs); the vocabularies stay as
+        # they are, and config.json is replaced whole so a kill never leaves half of it.
+        temporary = os.path.join(checkpoint_dir, CONFIG_FILE + ".tmp")
+        config_lib.save_json(temporary, model=model_config, train=train_config)
+        os.replace(temporary, os.path.join(checkpoint_dir, CONFIG_FILE))
     else:
         model = Seq2Seq.from_pairs(train_pairs, model_config)
-    model.save_spec(checkpoint_dir, train_config)
+        model.save_spec(checkpoint_dir, train_config)
     print(f"{model.count_params():,} parameters; {len(train_pairs)} training and "
           f"{len(validation_pairs)} validation pairs; checkpoints in {checkpoint_dir}")
 
@@ -104,6 +121,18 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     if export_path:
         print(f"Exported {model.export(export_path)}")
     return model, history, results
+
+
+def has_checkpoint(checkpoint_dir):
+    """Whether `checkpoint_dir` holds a checkpoint (or the files of one)."""
+    return (tf.train.get_checkpoint_state(checkpoint_dir) is not None
+            or bool(glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index"))))
+
+
+def _differences(old, new):
+    return "; ".join(f"{field.name}: {getattr(old, field.name)!r} here, {getattr(new, field.name)!r} "
+                     "in the preset" for field in dataclasses.fields(old)
+                     if getattr(old, field.name) != getattr(new, field.name))
 
 
 def check_data_source(checkpoint_dir, data_source, resuming):

@@ -4,16 +4,31 @@
 and length open), keeps a checkpoint per epoch in `checkpoint_dir`, and resumes from the
 newest one by itself. Its numbers equal `model.fit`'s: both average the masked loss over every
 real target token of the epoch, with the same optimizer and clipping.
+
+Under a `tf.distribute` strategy (a model built in `strategy.scope()`), each step runs once
+per replica on its share of the global batch; `keras_s2s.distribute` says why the losses
+and updates equal the single-device ones.
+
+Resuming is defensive: a checkpoint that cannot be read (a crash or a full disk while it was
+written) is set aside in `unreadable/` with a warning and the one before it is used; a
+checkpoint that does not fit the model (other vocabularies) stops with an error naming the
+file and the sizes; nothing saved is ever overwritten or deleted silently.
 """
 
+import glob
 import json
 import logging
 import math
 import os
+import re
 import time
 
 import keras
 import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from keras_s2s import distribute
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +53,20 @@ def make_optimizer(train_config, steps_per_epoch=None):
 
 
 def train(model, train_dataset, train_config, validation_dataset=None, checkpoint_dir=None,
-          verbose=1):
+          verbose=1, strategy=None):
     """Trains `model` for `train_config.epochs` epochs in total, resuming if it can.
 
     Args:
-        model: a `Seq2Seq`.
-        train_dataset: batches of (source_ids, target_ids), e.g. from `make_dataset`.
+        model: a `Seq2Seq` (built inside `strategy.scope()` when a strategy is used).
+        train_dataset: batches of (source_ids, target_ids), e.g. from `make_dataset`; with
+            several replicas each batch is the global batch, split among them.
         train_config: a `TrainConfig` (epochs, learning rate, clipping, label smoothing).
         validation_dataset: optional batches evaluated after every epoch.
         checkpoint_dir: where checkpoints and history.json go; if it already holds a
             checkpoint, training continues after its epoch, with its optimizer state.
         verbose: 1 shows a progress bar, 0 is silent.
+        strategy: a `tf.distribute.Strategy`; defaults to the one in scope (a single
+            device when none is).
 
     Returns:
         The history: one dict per epoch (loss, accuracy, val_loss, val_accuracy, seconds,
@@ -57,37 +75,53 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
     _check_dataset(train_dataset, "train_dataset")
     if validation_dataset is not None:
         _check_dataset(validation_dataset, "validation_dataset")
+    strategy = strategy or tf.distribute.get_strategy()
+    distribute.check_created_in_scope(model, strategy)
     cardinality = int(train_dataset.cardinality())
     steps_per_epoch = cardinality if cardinality > 0 else None  # unknown until an epoch ends
-    optimizer = make_optimizer(train_config, steps_per_epoch)
-    optimizer.build(model.trainable_variables)
+    with strategy.scope():
+        optimizer = make_optimizer(train_config, steps_per_epoch)
+        optimizer.build(model.trainable_variables)
+        epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
     model.label_smoothing = train_config.label_smoothing
-    epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=epochs_done)
     manager, history = None, []
     if checkpoint_dir:
+        restored = resume(checkpoint, checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
                                              max_to_keep=train_config.keep_checkpoints)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        if restored:
             history = _read_history(checkpoint_dir)[:int(epochs_done.numpy())]
             if verbose:
-                print(f"Resumed from {manager.latest_checkpoint} after epoch "
-                      f"{int(epochs_done.numpy())} (optimizer step {int(optimizer.iterations.numpy())}).")
+                print(f"Resumed from {restored} after epoch {int(epochs_done.numpy())} "
+                      f"(optimizer step {int(optimizer.iterations.numpy())}).")
 
-    @tf.function(input_signature=_IDS_SIGNATURE)
-    def train_step(source_ids, target_ids):
+    def replica_train_step(source_ids, target_ids):
         with tf.GradientTape() as tape:
             loss_sum, token_count, correct = model.teacher_forcing_sums(
                 source_ids, target_ids, training=True)
-            loss = loss_sum / tf.maximum(token_count, 1.0)
+            loss = loss_sum / tf.maximum(distribute.global_token_count(token_count), 1.0)
         gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        distribute.apply_gradients(optimizer, gradients, model.trainable_variables)
         return loss_sum, token_count, correct
 
-    @tf.function(input_signature=_IDS_SIGNATURE)
-    def evaluate_step(source_ids, target_ids):
+    def replica_evaluate_step(source_ids, target_ids):
         return model.teacher_forcing_sums(source_ids, target_ids, training=False)
+
+    def summed(replica_step):
+        """One step on every replica; the sums come back added over replicas."""
+        def step(source_ids, target_ids):
+            sums = strategy.run(replica_step, args=(source_ids, target_ids))
+            return [strategy.reduce(distribute.SUM, value, axis=None) for value in sums]
+        return step
+
+    train_batches = distribute.distribute_dataset(train_dataset, strategy)
+    train_step = tf.function(summed(replica_train_step),
+                             input_signature=_signature(train_batches))
+    if validation_dataset is not None:
+        validation_batches = distribute.distribute_dataset(validation_dataset, strategy)
+        evaluate_step = tf.function(summed(replica_evaluate_step),
+                                    input_signature=_signature(validation_batches))
 
     for epoch in range(int(epochs_done.numpy()), train_config.epochs):
         if verbose:
@@ -96,7 +130,7 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
                                        stateful_metrics=["loss", "accuracy"])
         start = time.perf_counter()
         totals, step = _Totals(), 0
-        for step, (source_ids, target_ids) in enumerate(train_dataset, start=1):
+        for step, (source_ids, target_ids) in enumerate(train_batches, start=1):
             totals.add(*train_step(source_ids, target_ids))
             if not math.isfinite(totals.last_loss):
                 raise FloatingPointError(
@@ -111,7 +145,7 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
                 "target_tokens_per_second": round(totals.tokens / seconds, 1)}
         if validation_dataset is not None:
             validation = _Totals()
-            for source_ids, target_ids in validation_dataset:
+            for source_ids, target_ids in validation_batches:
                 validation.add(*evaluate_step(source_ids, target_ids))
             logs.update({f"val_{key}": value for key, value in validation.logs().items()})
         progress.update(steps_per_epoch, [(key, value) for key, value in logs.items()
@@ -119,9 +153,18 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
         history.append(logs)
         epochs_done.assign(epoch + 1)
         if manager:
-            manager.save(checkpoint_number=epoch + 1)
+            # History first: a run stopped between the two writes resumes from the older
+            # checkpoint and cuts the history back to it, so no epoch is ever missing.
             _write_history(checkpoint_dir, history)
+            manager.save(checkpoint_number=epoch + 1)
     return history
+
+
+def _signature(batches):
+    """The step's input signature: batch and length left open, per replica when distributed."""
+    if isinstance(batches, tf.data.Dataset):
+        return _IDS_SIGNATURE
+    return list(batches.element_spec)
 
 
 def average_checkpoints(model, checkpoint_dir, last=3):
@@ -141,7 +184,7 @@ def average_checkpoints(model, checkpoint_dir, last=3):
                        checkpoint_dir, last)
     total = None
     for path in paths:
-        tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+        restore_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
         weights = [variable.numpy() for variable in model.weights]
         total = weights if total is None else [sum_ + weight for sum_, weight in zip(total, weights)]
     model.set_weights([sum_ / len(paths) for sum_ in total])
@@ -153,8 +196,149 @@ def restore_weights(model, checkpoint_dir):
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     if latest is None:
         raise ValueError(f"No checkpoint in checkpoint_dir={checkpoint_dir!r}.")
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
+    restore_checkpoint(tf.train.Checkpoint(model=model), latest, partial=True)
     return latest
+
+
+class UnreadableCheckpointError(ValueError):
+    """A checkpoint whose files cannot be read: truncated, corrupt or missing."""
+
+
+def restore_checkpoint(checkpoint, path, partial=False):
+    """Restores checkpoint `path` into `checkpoint`'s objects, or says clearly why not.
+
+    Args:
+        checkpoint: a `tf.train.Checkpoint` over the model (and optimizer, epoch counter).
+        path: a checkpoint prefix, e.g. "run/ckpt-3".
+        partial: the file may hold more than `checkpoint` asks for (an optimizer when
+            only the model is restored).
+
+    Raises:
+        UnreadableCheckpointError: the files of `path` cannot be read.
+        ValueError: the checkpoint holds other shapes than the model, e.g. because the
+            vocabularies beside it are not the ones it was trained with; the message names
+            the file and both sizes.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    # A truncated file surfaces as an IndexError from the reader, a damaged one as an OpError.
+    except (tf.errors.OpError, ValueError, IndexError, DecodeError) as error:
+        raise UnreadableCheckpointError(
+            f"Checkpoint {path} cannot be read: {_first_line(error)}") from None
+    _check_vocabulary_sizes(checkpoint, path, reader, graph)
+    try:
+        status = checkpoint.restore(path)
+        if partial:
+            status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (tf.errors.OpError, IndexError) as error:
+        raise UnreadableCheckpointError(
+            f"Checkpoint {path} cannot be read: {_first_line(error)}") from None
+    except (ValueError, AssertionError) as error:
+        raise ValueError(f"Checkpoint {path} does not fit this model: {_first_line(error)}") from None
+    return path
+
+
+def _check_vocabulary_sizes(checkpoint, path, reader, graph):
+    """Names the vocabulary whose size differs from the checkpoint's embedding table."""
+    model = getattr(checkpoint, "model", None)
+    if model is None or not hasattr(model, "source_text"):
+        return
+    for side, size in (("source", model.source_text.vocab_size),
+                       ("target", model.target_text.vocab_size)):
+        layer = "encoder" if side == "source" else "decoder"
+        rows = _stored_rows(reader, graph, ("model", layer, "embedding", "_embeddings"))
+        if rows is not None and rows != size:
+            raise ValueError(
+                f"Checkpoint {path} was trained with a {side} vocabulary of {rows} tokens, but "
+                f"the model has {size}: the vocabulary files in {os.path.dirname(path)!r} are "
+                "not the ones this checkpoint was trained with.")
+
+
+def _stored_rows(reader, graph, names):
+    """Rows of the variable at object path `names` in a checkpoint, or None if it has none.
+
+    Object-based checkpoints key each value by the first path that reached it (often
+    through the optimizer), so the object graph stored with the values is walked instead.
+    """
+    node = graph.nodes[0]
+    for name in names:
+        children = {child.local_name: child.node_id for child in node.children}
+        if name not in children:
+            return None
+        node = graph.nodes[children[name]]
+    keys = [attribute.checkpoint_key for attribute in node.attributes
+            if attribute.name == "VARIABLE_VALUE"]
+    shape = reader.get_variable_to_shape_map().get(keys[0]) if keys else None
+    return shape[0] if shape else None
+
+
+def resume(checkpoint, checkpoint_dir):
+    """Restores the newest readable checkpoint in `checkpoint_dir`; returns its path or None.
+
+    A checkpoint that cannot be read (a run killed while the disk was filling, a damaged
+    file) is moved into `checkpoint_dir/unreadable/` with a warning and the one before it
+    is tried; it is never deleted, and never overwritten by the next save.
+
+    Raises:
+        ValueError: checkpoint files lie in `checkpoint_dir` but its `checkpoint` state
+            file is gone (starting over would overwrite them), none of its checkpoints can
+            be read, or they do not fit the model.
+    """
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    if state and state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    if not paths:
+        leftovers = sorted(glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index")))
+        if leftovers:
+            raise ValueError(
+                f"checkpoint_dir={checkpoint_dir!r} holds checkpoints "
+                f"({', '.join(os.path.basename(path) for path in leftovers)}) but no readable "
+                "'checkpoint' state file; refusing to start afresh over them. Restore the state "
+                "file (tf.train.update_checkpoint_state) or move the checkpoints away.")
+        return None
+    unreadable = []
+    for path in reversed(paths):
+        try:
+            restore_checkpoint(checkpoint, path)
+        except UnreadableCheckpointError as error:
+            logger.warning("%s", error)
+            unreadable.append((path, error))
+            continue
+        break
+    else:
+        raise ValueError(f"No checkpoint in checkpoint_dir={checkpoint_dir!r} can be read: "
+                         + "; ".join(str(error) for _, error in unreadable))
+    if unreadable:
+        kept = paths[:len(paths) - len(unreadable)]
+        for bad, _ in unreadable:
+            moved = _set_aside(bad, checkpoint_dir)
+            logger.warning("Resuming from %s instead of %s, whose files are now in %s.",
+                           path, bad, moved)
+        # With their timestamps, the kept checkpoints stay in the manager's rotation.
+        timestamps = list(state.all_model_checkpoint_timestamps)[:len(kept)] or None
+        tf.compat.v1.train.update_checkpoint_state(
+            checkpoint_dir, kept[-1], all_model_checkpoint_paths=kept,
+            all_model_checkpoint_timestamps=timestamps,
+            last_preserved_timestamp=state.last_preserved_timestamp)
+    return path
+
+
+def _set_aside(path, checkpoint_dir):
+    """Moves the files of checkpoint `path` into checkpoint_dir/unreadable/<time>/."""
+    folder = os.path.join(checkpoint_dir, "unreadable", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(folder, exist_ok=True)
+    for name in glob.glob(glob.escape(path) + ".*"):
+        os.replace(name, os.path.join(folder, os.path.basename(name)))
+    return folder
+
+
+def _first_line(error):
+    message = getattr(error, "message", None) or str(error)
+    return re.sub(r"\s+", " ", message.strip().splitlines()[0] if message.strip() else repr(error))
 
 
 def _check_dataset(dataset, name):
@@ -192,11 +376,16 @@ def _read_history(checkpoint_dir):
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as file:
-        return json.load(file)
+        try:
+            return json.load(file)
+        except ValueError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); repair or remove it to "
+                             "resume (the checkpoints do not depend on it).") from None
 
 
 def _write_history(checkpoint_dir, history):
     # Write then rename, so an interrupted write never leaves a truncated history.
+    os.makedirs(checkpoint_dir, exist_ok=True)
     path = os.path.join(checkpoint_dir, HISTORY_FILE)
     with open(path + ".tmp", "w", encoding="utf-8") as file:
         json.dump(history, file, indent=1)
