@@ -21,8 +21,9 @@ setup(
         "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
-        "test": ["pytest>=8"],
-        "notebooks": ["jupyter", "nbclient", "ipykernel"],
+        # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel.
+        "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+        "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["keras-s2s=keras_s2s.cli:main"]},
 )
