@@ -22,7 +22,7 @@ setup(
     ],
     extras_require={
         # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel.
-        "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
         "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["keras-s2s=keras_s2s.cli:main"]},
