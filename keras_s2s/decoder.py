@@ -112,7 +112,8 @@ class Decoder(keras.layers.Layer):
                              f"for {len(encoder_states)}; use the same num_layers for both.")
         rnn_states = tuple(tuple(layer_states) for layer_states in encoder_states)
         batch = tf.shape(rnn_states[0][0])[0]
-        return rnn_states, tf.zeros([batch, self.units])
+        # The RNN states' dtype, so that a mixed-precision model keeps one dtype in its loops.
+        return rnn_states, tf.zeros([batch, self.units], rnn_states[0][0].dtype)
 
     def compute_keys(self, encoder_outputs):
         """(batch, s, units) -> attention keys, computed once per sentence (None without attention)."""
@@ -164,7 +165,8 @@ class Decoder(keras.layers.Layer):
         embedded = self.embedding(token_ids)  # (batch,) -> (batch, emb)
         state, weights = self._advance(embedded, state, encoder_outputs, keys, source_mask)
         logits = self.output_projection(state[1])  # (batch, units) -> (batch, vocab)
-        return logits, state, weights
+        # Searches rank in float32 whatever the compute dtype (mixed precision).
+        return tf.cast(logits, tf.float32), state, weights
 
     def _advance(self, embedded, state, encoder_outputs, keys, source_mask):
         """One step without the output projection: (new state, weights (batch, s))."""
