@@ -6,6 +6,9 @@ import warnings
 
 # Sample characters whose glyphs a font must have to label Korean text.
 _HANGUL_SAMPLE = "한국어"
+# Fonts that map every character to a placeholder box: their charmap has Hangul, their
+# glyphs do not (matplotlib ships "Last Resort High-Efficiency").
+_PLACEHOLDER_FONTS = ("Last Resort",)
 
 
 @functools.lru_cache(maxsize=None)
@@ -14,6 +17,8 @@ def hangul_font_family():
     from matplotlib import font_manager, ft2font
 
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda font: font.name):
+        if entry.name.startswith(_PLACEHOLDER_FONTS):
+            continue
         try:
             charmap = ft2font.FT2Font(entry.fname).get_charmap()
         except (OSError, RuntimeError):
