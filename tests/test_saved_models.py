@@ -17,6 +17,9 @@ PROBES = {
     "multi30k-de-en": [("Ein Hund läuft durch den Schnee.", ("dog",)),
                        ("Zwei Männer spielen Fußball.", ("soccer", "football")),
                        ("Eine Frau sitzt auf einer Bank.", ("woman",))],
+    "spa-en-small": [("¿Dónde está el baño?", ("where",)),
+                     ("Me gusta mucho el café.", ("coffee",)),
+                     ("Tom tiene tres perros.", ("dogs",))],
     # "I'm hungry" wants food, "I'm so tired today" wants rest.
     "ko-chatbot": [("배고파", ("음식", "먹", "밥")), ("오늘 너무 피곤해", ("쉬", "잠", "자"))],
 }
