@@ -79,13 +79,15 @@ def sample_search(next_step, initial_state, start_tokens, end_id, max_length, ro
         logits = filter_logits(log_probs / tf.maximum(temperature, 1e-6), top_k, top_p)
         # Gumbel-max: argmax(logits + Gumbel noise) is a sample from softmax(logits).
         keys = tf.gather(row_keys, rows)
-        # vectorized_map cannot stack zero results (an empty batch), so one spare key is
-        # drawn for and dropped.
-        uniform = tf.vectorized_map(
+        # One draw per row from its own key: the stateless random ops have no vectorised
+        # form, so this is a loop over rows (tf.vectorized_map would fall back to the same
+        # loop, with a warning). The fixed output signature keeps an empty batch's shape.
+        uniform = tf.map_fn(
             lambda key: tf.random.stateless_uniform(
                 tf.shape(logits)[1:], seed=tf.stack([key, tf.cast(step, tf.int64)]),
                 minval=1e-20, maxval=1.0),
-            tf.concat([keys, tf.zeros([1], tf.int64)], 0))[:tf.shape(keys)[0]]  # (rows, vocab)
+            keys, fn_output_signature=tf.TensorSpec([None], tf.float32))  # (rows, vocab)
+        uniform = tf.reshape(uniform, tf.shape(logits))
         sampled = tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1,
                             output_type=tf.int32)
         greedy = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
