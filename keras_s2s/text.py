@@ -271,7 +271,11 @@ class TextProcessor(tf.Module):
         Every encoded text holds at least [END], so an empty string is a valid input.
         Unknown tokens map to [UNK]; [START] is prepended when `add_start` (decoder targets).
         """
-        ids = tf.ragged.map_flat_values(self.token_to_id.lookup, self.tokenize(texts))
+        return self.ids_from_tokens(self.tokenize(texts), add_start)
+
+    def ids_from_tokens(self, tokens, add_start=False):
+        """`encode` for texts already tokenised: (batch, (tokens)) ragged string -> ids."""
+        ids = tf.ragged.map_flat_values(self.token_to_id.lookup, tokens)
         ids = tf.cast(ids, tf.int32)
         batch = ids.nrows()
         pieces = [ids, tf.fill([batch, 1], END_ID)]

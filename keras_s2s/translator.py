@@ -136,21 +136,26 @@ class Translator(tf.Module):
         """Tokenise and encode, shared by every signature (stored once in the SavedModel).
 
         Returns initial decoder state, encoder outputs (batch, s, units), attention keys
-        (or None) and the source mask (batch, s).
+        (or None), the source mask (batch, s) and the source tokens (batch, s) string that
+        label the attention columns.
         """
-        source_ids = self.source_text.encode(text).to_tensor()  # (batch, s), [END] last
+        tokens = self.source_text.tokenize(text)  # (batch, (s - 1)) string, tokenised once
+        batch = tf.shape(text)[0]
+        # Labels come from the text, not the ids: ids turn unknown words into [UNK].
+        source_tokens = tf.concat([tokens, tf.fill([batch, 1], END)], axis=1).to_tensor(default_value="")
+        source_ids = self.source_text.ids_from_tokens(tokens).to_tensor()  # (batch, s), [END] last
         # Only an empty batch has s = 0, which the RNN cannot step over; give it one
         # padding column (any real sentence has at least its [END]).
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(source_ids)[1])]])
         encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
         keys = self.decoder.compute_keys(encoder_outputs)
         return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
-                tf.not_equal(source_ids, PAD_ID))
+                tf.not_equal(source_ids, PAD_ID), source_tokens)
 
     def _encode(self, text, beam_size=None):
         """Source side, once per sentence: the decoder's next_step over it (tiled per
         hypothesis when beam_size is given) and the same per-row context untiled."""
-        state, encoder_outputs, keys, source_mask = self._encode_source(text)
+        state, encoder_outputs, keys, source_mask, source_tokens = self._encode_source(text)
         # What every step reads per row; `keys` is absent without attention.
         context = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
         if keys is not None:
@@ -162,22 +167,18 @@ class Translator(tf.Module):
         def next_step(tokens, state):
             return self.decoder.step(tokens, state, encoder_outputs, keys, source_mask)
 
-        return _Source(text, state, next_step, context)
+        return _Source(text, state, next_step, context, source_tokens)
 
     def _outputs(self, source, result):
         """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
         tokens = result.tokens  # (batch, t)
-        batch = tf.shape(source.text)[0]
-        # Labels come from the text, not the ids: ids turn unknown words into [UNK].
-        source_tokens = tf.concat([self.source_text.tokenize(source.text),
-                                   tf.fill([batch, 1], END)], axis=1)
         target_tokens = tf.where(tf.equal(tokens, PAD_ID), "", self.target_text.ids_to_tokens(tokens))
         return {
             "text": self.target_text.decode(tokens),
             "score": result.scores,
             "length": result.lengths,
             "attention": result.step_outputs,  # (batch, t, s)
-            "source_tokens": source_tokens.to_tensor(default_value=""),
+            "source_tokens": source.source_tokens,
             "target_tokens": target_tokens,
         }
 
@@ -206,7 +207,8 @@ class Translator(tf.Module):
         return path
 
 
-_Source = collections.namedtuple("_Source", ["text", "state", "next_step", "context"])
+_Source = collections.namedtuple("_Source", ["text", "state", "next_step", "context",
+                                             "source_tokens"])
 
 
 def _file_backed(processor, directory, side):
