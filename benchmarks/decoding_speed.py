@@ -100,7 +100,8 @@ def main():
         report["decoders"][name] = row
     # Linux reports ru_maxrss in KiB.
     report["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(f"export: {export_seconds and round(export_seconds, 2)} s, load: {load_seconds:.2f} s, "
+    exported = f"export: {export_seconds:.2f} s, " if export_seconds is not None else ""
+    print(f"{exported}load: {load_seconds:.2f} s, "
           f"SavedModel {report['saved_model_bytes'] / 2 ** 20:.1f} MiB, "
           f"peak memory {report['peak_memory_mib']} MiB")
     print_report(report, report["decoders"], "sentences/s", args.output)

@@ -43,12 +43,8 @@ def length_penalty(lengths, alpha):
 
 
 def tile_beams(nest, beam_size):
-    """Repeats every (batch, ...) tensor of a nest: (batch * beam, ...), beams adjacent.
-
-    None entries (no attention keys, say) stay None.
-    """
-    return tf.nest.map_structure(
-        lambda tensor: None if tensor is None else tf.repeat(tensor, beam_size, axis=0), nest)
+    """Repeats every (batch, ...) tensor of a nest: (batch * beam, ...), beams adjacent."""
+    return tf.nest.map_structure(lambda tensor: tf.repeat(tensor, beam_size, axis=0), nest)
 
 
 def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam_size,

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+from keras_s2s.serving import ServingError
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -99,9 +101,7 @@ def main(argv=None):
     except FloatingPointError as error:  # a diverged run: the message names epoch and step
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 4
-    except RuntimeError as error:  # a model server that is down or answers with an error
-        if type(error).__name__ != "ServingError":
-            raise
+    except ServingError as error:  # a model server that is down or answers with an error
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 3
 

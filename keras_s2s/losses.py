@@ -15,7 +15,7 @@ def masked_cross_entropy(labels, logits, label_smoothing=0.0):
     Args:
         labels: (batch, t) int, PAD_ID where there is no token; or any shape (..., ) whose
             logits are (..., vocab), e.g. (tokens,) of real tokens only.
-        logits: (batch, t, vocab) float.
+        logits: (batch, t, vocab) float, or (..., vocab) matching the labels.
         label_smoothing: share of the target probability spread uniformly over the vocabulary.
 
     Returns:

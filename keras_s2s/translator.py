@@ -99,26 +99,35 @@ class Translator(tf.Module):
         source = self._encode(text)
         # One key per row from its text and the seed: the draw never depends on the batch.
         row_keys = tf.bitwise.bitwise_xor(tf.strings.to_hash_bucket_fast(text, 2 ** 62), seed)
-        result = sample_search(self._step_with_context, source.state, self._start_tokens(text),
+        result = sample_search(self._step, source.state, self._start_tokens(text),
                                END_ID, self.max_length, row_keys, temperature, top_k, top_p,
                                context=source.context)
         return self._outputs(source, result)
 
     def _greedy(self, text):
         source = self._encode(text)
-        result = greedy_search(self._step_with_context, source.state, self._start_tokens(text),
+        result = greedy_search(self._step, source.state, self._start_tokens(text),
                                END_ID, self.max_length, context=source.context)
         return self._outputs(source, result)
 
-    def _step_with_context(self, tokens, state, context):
-        """The decoder step over the rows still decoding (greedy and sampling drop the rest)."""
+    def _step(self, tokens, state, context):
+        """The decoder step, reading the per-row source `context` made by `_encode`.
+
+        Greedy and sampling pass the context of the rows still decoding; beam search passes
+        it tiled, one copy per hypothesis.
+        """
         return self.decoder.step(tokens, state, context["encoder_outputs"], context.get("keys"),
                                  context["source_mask"])
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
-        source = self._encode(text, beam_size)
-        result = beam_search(source.next_step, source.state, self._start_tokens(text), END_ID,
+        source = self._encode(text)
+        tiled = tile_beams(source.context, beam_size)  # (batch, ...) -> (batch * beam, ...)
+
+        def next_step(tokens, state):
+            return self._step(tokens, state, tiled)
+
+        result = beam_search(next_step, source.state, self._start_tokens(text), END_ID,
                              self.max_length, beam_size, self.length_penalty)
         best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
         outputs = self._outputs(source, SearchResult(*best, result.step_outputs[:, 0]))
@@ -152,22 +161,15 @@ class Translator(tf.Module):
         return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
                 tf.not_equal(source_ids, PAD_ID), source_tokens)
 
-    def _encode(self, text, beam_size=None):
-        """Source side, once per sentence: the decoder's next_step over it (tiled per
-        hypothesis when beam_size is given) and the same per-row context untiled."""
+    def _encode(self, text):
+        """Source side, once per sentence: the decoder's initial state and the per-row
+        context every step reads."""
         state, encoder_outputs, keys, source_mask, source_tokens = self._encode_source(text)
-        # What every step reads per row; `keys` is absent without attention.
+        # `keys` is absent without attention.
         context = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
         if keys is not None:
             context["keys"] = keys
-        if beam_size is not None:
-            encoder_outputs, keys, source_mask = tile_beams((encoder_outputs, keys, source_mask),
-                                                            beam_size)
-
-        def next_step(tokens, state):
-            return self.decoder.step(tokens, state, encoder_outputs, keys, source_mask)
-
-        return _Source(text, state, next_step, context, source_tokens)
+        return _Source(text, state, context, source_tokens)
 
     def _outputs(self, source, result):
         """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
@@ -207,8 +209,7 @@ class Translator(tf.Module):
         return path
 
 
-_Source = collections.namedtuple("_Source", ["text", "state", "next_step", "context",
-                                             "source_tokens"])
+_Source = collections.namedtuple("_Source", ["text", "state", "context", "source_tokens"])
 
 
 def _file_backed(processor, directory, side):
