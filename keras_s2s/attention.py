@@ -18,6 +18,9 @@ makes them once per sentence so a decoder step does not recompute them.
 
 Shapes: query (batch, t, units), values (batch, s, units), keys (batch, s, key_units),
 source_mask (batch, s) bool; returns context (batch, t, units), weights (batch, t, s).
+`step` is the same computation for one decoding step, query (batch, units) -> context
+(batch, units), weights (batch, s): written with 2-D matmuls because a search runs it once
+per token, where the reshapes a (batch, 1, units) query would need cost more than the math.
 """
 
 import keras
@@ -48,6 +51,22 @@ def attend(scores, values, source_mask):
     weights = masked_softmax(scores, source_mask)  # (batch, t, s)
     context = tf.matmul(weights, values)  # (batch, t, s) @ (batch, s, units) -> (batch, t, units)
     return context, weights
+
+
+def attend_step(scores, values, source_mask):
+    """`attend` for one step: scores (batch, s) -> context (batch, units), weights (batch, s)."""
+    if source_mask is not None:
+        scores = tf.where(source_mask, scores, scores.dtype.min)
+    weights = tf.nn.softmax(scores, axis=-1)  # (batch, s)
+    context = tf.matmul(weights[:, tf.newaxis, :], values)[:, 0]  # (batch, 1, s) @ (batch, s, units)
+    return context, weights
+
+
+def _additive_step_score(query_projection, keys, score_vector):
+    """vᵀ tanh(q + k) for one step: (batch, u), (batch, s, u) -> (batch, s)."""
+    hidden = tf.tanh(keys + query_projection[:, tf.newaxis, :])  # (batch, s, u)
+    kernel = tf.cast(score_vector.kernel, hidden.dtype)  # (u, 1); compute dtype under mixed precision
+    return tf.matmul(hidden, kernel)[:, :, 0]  # (batch, s, u) @ (u, 1) -> (batch, s)
 
 
 def _additive_score(query_projection, keys, score_vector):
@@ -104,6 +123,11 @@ class BahdanauAttention(keras.layers.Layer):
             keys = self.compute_keys(values)
         scores = _additive_score(self.query_projection(query), keys, self.score_vector)
         return attend(scores, values, source_mask)
+
+    def step(self, query, values, keys, source_mask=None):
+        """One decoding step: query (batch, units) -> context (batch, units), weights (batch, s)."""
+        scores = _additive_step_score(self.query_projection(query), keys, self.score_vector)
+        return attend_step(scores, values, source_mask)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
@@ -170,6 +194,14 @@ class LuongAttention(keras.layers.Layer):
             # dot, general: (batch, t, units) @ (batch, units, s) -> (batch, t, s)
             scores = tf.matmul(query, keys, transpose_b=True)
         return attend(scores, values, source_mask)
+
+    def step(self, query, values, keys, source_mask=None):
+        """One decoding step: query (batch, units) -> context (batch, units), weights (batch, s)."""
+        if self.score_name == "concat":
+            scores = _additive_step_score(self.query_projection(query), keys, self.score_vector)
+        else:
+            scores = tf.linalg.matvec(keys, query)  # (batch, s, units) · (batch, units) -> (batch, s)
+        return attend_step(scores, values, source_mask)
 
     def get_config(self):
         return {**super().get_config(), "score": self.score_name, "units": self.units}

@@ -162,7 +162,10 @@ class Decoder(keras.layers.Layer):
         Returns:
             logits (batch, vocab), the new state, attention weights (batch, s).
         """
-        embedded = self.embedding(token_ids)  # (batch,) -> (batch, emb)
+        # A plain gather: search only feeds valid ids, so the index checks `Embedding`
+        # makes on every call are not needed once per token.
+        embedded = tf.cast(tf.gather(self.embedding.embeddings, token_ids),
+                           self.embedding.compute_dtype)  # (batch,) -> (batch, emb)
         state, weights = self._advance(embedded, state, encoder_outputs, keys, source_mask)
         logits = self.output_projection(state[1])  # (batch, units) -> (batch, vocab)
         # Searches rank in float32 whatever the compute dtype (mixed precision).
@@ -176,9 +179,13 @@ class Decoder(keras.layers.Layer):
         for rnn, layer_states in zip(self.rnn_layers, rnn_states):
             inputs, layer_states = rnn.cell(inputs, list(layer_states))  # (batch, units)
             new_rnn_states.append(tuple(layer_states))
-        attentional, weights = self._attend(
-            inputs[:, tf.newaxis, :], encoder_outputs, keys, source_mask)  # t = 1
-        return (tuple(new_rnn_states), attentional[:, 0]), weights[:, 0]
+        if self.attention is None:
+            weights = tf.zeros(tf.stack([tf.shape(inputs)[0], tf.shape(encoder_outputs)[1]]))
+            return (tuple(new_rnn_states), inputs), weights
+        # (batch, units) -> context (batch, units), weights (batch, s)
+        context, weights = self.attention.step(inputs, encoder_outputs, keys, source_mask)
+        attentional = self.attentional_projection(tf.concat([context, inputs], -1))  # (batch, units)
+        return (tuple(new_rnn_states), attentional), weights
 
     def _attend(self, rnn_outputs, encoder_outputs, keys, source_mask):
         """(batch, t, units) RNN outputs -> h̃ (batch, t, units), weights (batch, t, s)."""

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_s2s.packed_rnn import packed_bidirectional
 from keras_s2s.text import PAD_ID
 
 
@@ -106,6 +107,33 @@ class Encoder(keras.layers.Layer):
                           for forward, backward in zip(states[:half], states[half:])]
             final_states.append(states)
         return outputs, final_states
+
+    def encode(self, source_ids):
+        """`call(source_ids, training=False)` for inference, without stepping over padding.
+
+        The batch is sorted by length and every RNN step runs only the rows still inside
+        their sentence (`packed_rnn`), so a batch costs the sum of its lengths, not its size
+        times its longest sentence. Same outputs on real positions and same final states as
+        `call`; padded positions of the outputs are zeros (attention never reads them).
+
+        Args:
+            source_ids: (batch, s) int, s >= 1, padded with 0 at the end.
+        """
+        source_ids = tf.convert_to_tensor(source_ids)
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)  # (batch,)
+        order = tf.argsort(lengths, direction="DESCENDING", stable=True)  # longest first
+        restore = tf.math.invert_permutation(order)
+        lengths = tf.gather(lengths, order)
+        outputs = tf.gather(self.embedding(source_ids), order)  # (batch, s, emb), sorted
+        final_states = []
+        for rnn in self.rnn_layers:
+            cells = ((rnn.forward_layer.cell, rnn.backward_layer.cell) if self.bidirectional
+                     else rnn.cell)
+            outputs, states = packed_bidirectional(cells, outputs, lengths)  # (batch, s, units)
+            # [[h_fw, (c_fw)], [h_bw, (c_bw)]] -> [concat(h_fw, h_bw), (concat(c_fw, c_bw))]
+            states = [tf.concat(pair, axis=-1) for pair in zip(*states)]
+            final_states.append([tf.gather(state, restore) for state in states])
+        return tf.gather(outputs, restore), final_states
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size,

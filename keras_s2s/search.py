@@ -147,17 +147,25 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
     def body(step, rows, tokens, state, context, finished, records):
         logits, state, step_output = call_step(tokens, state, context)  # (rows, vocab)
         log_probs = tf.nn.log_softmax(logits)
-        next_tokens = tf.where(finished, pad_id, choose(log_probs, step, rows))  # (rows,)
-        chosen = tf.where(finished, 0.0, tf.gather(log_probs, next_tokens, batch_dims=1))
+        next_tokens = choose(log_probs, step, rows)  # (rows,)
+        chosen = tf.gather(log_probs, next_tokens, batch_dims=1)
+        if not compact:
+            # Finished rows stay in the batch: they repeat padding and add nothing.
+            next_tokens = tf.where(finished, pad_id, next_tokens)
+            chosen = tf.where(finished, 0.0, chosen)
+            step_output = zero_rows(finished, step_output)
         places = tf.stack([rows, tf.fill(tf.shape(rows), step)], axis=1)  # (rows, 2): (row, step)
         records = tuple(array.write(step, value) for array, value in zip(
-            records, (places, next_tokens, chosen, zero_rows(finished, step_output))))
+            records, (places, next_tokens, chosen, tf.cast(step_output, tf.float32))))
         finished = finished | tf.equal(next_tokens, end_id)
         carried = (rows, next_tokens, finished, state, context)
         if compact:
-            # Finished rows leave: every later step runs on the rows still decoding.
-            in_play = tf.reshape(tf.where(tf.logical_not(finished)), [-1])  # (rows left,)
-            carried = tf.nest.map_structure(lambda tensor: tf.gather(tensor, in_play), carried)
+            # Finished rows leave, so every row in play is unfinished; the gathers run only
+            # on the steps where some row finished.
+            def leave():
+                in_play = tf.reshape(tf.where(tf.logical_not(finished)), [-1])  # (rows left,)
+                return tf.nest.map_structure(lambda tensor: tf.gather(tensor, in_play), carried)
+            carried = tf.cond(tf.reduce_any(finished), leave, lambda: carried)
         rows, next_tokens, finished, state, context = carried
         return step + 1, rows, next_tokens, state, context, finished, records
 

@@ -156,7 +156,7 @@ class Translator(tf.Module):
         # Only an empty batch has s = 0, which the RNN cannot step over; give it one
         # padding column (any real sentence has at least its [END]).
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(source_ids)[1])]])
-        encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
+        encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
         keys = self.decoder.compute_keys(encoder_outputs)
         return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
                 tf.not_equal(source_ids, PAD_ID), source_tokens)

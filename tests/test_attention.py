@@ -63,6 +63,21 @@ def test_precomputed_keys_give_the_same_result():
     np.testing.assert_allclose(plain[0], with_keys[0])
 
 
+@pytest.mark.parametrize("layer", [BahdanauAttention(6), LuongAttention("dot"),
+                                   LuongAttention("general"), LuongAttention("concat", units=3)])
+@pytest.mark.parametrize("mask", [MASK, None])
+def test_one_step_equals_each_position_of_the_sequence_call(layer, mask):
+    context, weights = layer(QUERY, VALUES, source_mask=mask)
+    keys = layer.compute_keys(VALUES)
+    for position in range(QUERY.shape[1]):
+        step_context, step_weights = layer.step(QUERY[:, position], VALUES, keys, mask)
+        assert tuple(step_context.shape) == (2, 4) and tuple(step_weights.shape) == (2, 5)
+        np.testing.assert_allclose(step_context, context[:, position], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(step_weights, weights[:, position], rtol=1e-5, atol=1e-6)
+    if mask is not None:
+        assert np.all(step_weights.numpy()[1, 3:] == 0.0)
+
+
 def test_dot_score_needs_equal_widths():
     with pytest.raises(ValueError, match="same width"):
         LuongAttention("dot")(QUERY, tf.zeros([2, 5, 7]))

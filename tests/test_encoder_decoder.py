@@ -26,6 +26,28 @@ def test_encoder_shapes_and_padding_does_not_change_final_state(cell, bidirectio
         np.testing.assert_allclose(padded[1], unpadded[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell,bidirectional,num_layers",
+                         list(itertools.product(["gru", "lstm"], [False, True], [1, 2])))
+def test_packed_encode_equals_call_on_real_positions(cell, bidirectional, num_layers):
+    # Lengths out of order (the packed path sorts and restores), one row of padding only.
+    source = tf.constant([[5, 6, 3, 0, 0], [7, 3, 0, 0, 0], [4, 4, 4, 4, 3], [9, 3, 0, 0, 0],
+                          [0, 0, 0, 0, 0]])
+    encoder = Encoder(30, 8, 16, cell=cell, num_layers=num_layers, bidirectional=bidirectional)
+    outputs, states = encoder(source)
+    # Unknown batch and length, as in an exported graph.
+    encode = tf.function(encoder.encode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    packed_outputs, packed_states = encode(source)
+    real = (source != 0).numpy()[..., None]
+    np.testing.assert_allclose(packed_outputs, outputs.numpy() * real, rtol=1e-5, atol=1e-6)
+    assert np.all(packed_outputs.numpy()[~real[..., 0]] == 0.0)
+    for layer, packed_layer in zip(states, packed_states, strict=True):
+        for state, packed_state in zip(layer, packed_layer, strict=True):
+            np.testing.assert_allclose(packed_state, state, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(packed_states[-1][0][4], 0.0)  # nothing read: initial state
+    single_outputs, _ = encode(source[2:3])  # a batch of one
+    np.testing.assert_allclose(single_outputs[0], outputs[2], rtol=1e-5, atol=1e-6)
+
+
 CONFIGURATIONS = [(cell, attention, feeding)
                   for cell in ("gru", "lstm")
                   for attention in ("bahdanau", "luong-dot", "luong-general", "luong-concat", None)
