@@ -162,14 +162,21 @@ class Decoder(keras.layers.Layer):
         Returns:
             logits (batch, vocab), the new state, attention weights (batch, s).
         """
+        state, weights = self.advance(token_ids, state, encoder_outputs, keys, source_mask)
+        logits = self.output_projection(state[1])  # (batch, units) -> (batch, vocab)
+        # Searches rank in float32 whatever the compute dtype (mixed precision).
+        return tf.cast(logits, tf.float32), state, weights
+
+    def advance(self, token_ids, state, encoder_outputs, keys, source_mask):
+        """`step` up to h̃, without the output projection: (new state, weights (batch, s)).
+
+        The new state's second part is h̃ (batch, units), what `project` turns into logits.
+        """
         # A plain gather: search only feeds valid ids, so the index checks `Embedding`
         # makes on every call are not needed once per token.
         embedded = tf.cast(tf.gather(self.embedding.embeddings, token_ids),
                            self.embedding.compute_dtype)  # (batch,) -> (batch, emb)
-        state, weights = self._advance(embedded, state, encoder_outputs, keys, source_mask)
-        logits = self.output_projection(state[1])  # (batch, units) -> (batch, vocab)
-        # Searches rank in float32 whatever the compute dtype (mixed precision).
-        return tf.cast(logits, tf.float32), state, weights
+        return self._advance(embedded, state, encoder_outputs, keys, source_mask)
 
     def _advance(self, embedded, state, encoder_outputs, keys, source_mask):
         """One step without the output projection: (new state, weights (batch, s))."""

@@ -175,14 +175,19 @@ class Seq2Seq(keras.Model):
         self.accuracy_tracker.update_state(correct / denominator, sample_weight=token_count)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
-    def translator(self, max_length=None):
-        """The exportable `Translator` over this model's current weights (cached)."""
+    def translator(self, max_length=None, projection_dtype="float32"):
+        """The exportable `Translator` over this model's current weights (cached).
+
+        A float32 translator reads the model's variables, so it follows further training;
+        a bfloat16 one holds a copy of W_s made when it was first asked for.
+        """
         from keras_s2s.translator import Translator  # translator.py imports this module
 
         cache = self.__dict__.setdefault("_translators", {})
-        if max_length not in cache:
-            cache[max_length] = Translator(self, max_length=max_length)
-        return cache[max_length]
+        key = (max_length, projection_dtype)
+        if key not in cache:
+            cache[key] = Translator(self, max_length=max_length, projection_dtype=projection_dtype)
+        return cache[key]
 
     def translate(self, texts, max_length=None):
         """Greedy translations of a list of strings, as a list of strings."""
@@ -192,8 +197,16 @@ class Seq2Seq(keras.Model):
         outputs = self.translator(max_length).translate(tf.constant(list(texts), tf.string))
         return [text.decode("utf-8") for text in outputs["text"].numpy()]
 
-    def export(self, filepath, max_length=None):
-        """Writes a SavedModel that maps raw strings to translations; returns `filepath`."""
+    def export(self, filepath, max_length=None, projection_dtype="float32"):
+        """Writes a SavedModel that maps raw strings to translations; returns `filepath`.
+
+        `projection_dtype="bfloat16"`: see `Translator`.
+        """
+        if projection_dtype == "bfloat16":
+            # A fresh translator, so that the bfloat16 copy holds the weights of now.
+            from keras_s2s.translator import Translator
+
+            return Translator(self, max_length=max_length, projection_dtype=projection_dtype).save(filepath)
         return self.translator(max_length).save(filepath)
 
     def save_spec(self, directory, train_config=None):

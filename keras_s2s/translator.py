@@ -23,6 +23,7 @@ from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 # Server contract: named inputs, named outputs, batch first on every output.
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 SIGNATURE_NAMES = ("serving_default", "greedy", "beam", "sample")
+PROJECTION_DTYPES = ("float32", "bfloat16")
 # Replayed by the model server on load: an ordinary sentence and the empty string.
 WARMUP_TEXTS = ("This is a warm-up request.", "")
 
@@ -34,6 +35,11 @@ class Translator(tf.Module):
         model: a trained `Seq2Seq`; its layers' variables (not its optimizer) are exported.
         max_length: most output tokens per sentence ([END] included); defaults to the
             model's `max_target_length`.
+        projection_dtype: "float32" (exact), or "bfloat16": the output projection W_s, the
+            largest matmul of a decoding step, is stored and multiplied in bfloat16 and
+            accumulated back to float32 logits. Faster on CPUs with bfloat16 instructions
+            (AVX512-BF16, AMX), slower on others; it can change a near-tie between two
+            tokens (see the README's performance section for what it changed on spa-en).
 
     Methods (each a `tf.function`, each a signature of the SavedModel):
         translate(text): the model's configured decoding (`ModelConfig.beam_size`,
@@ -54,11 +60,22 @@ class Translator(tf.Module):
         target_tokens: (batch, t) string, the tokens the attention rows refer to.
     """
 
-    def __init__(self, model, max_length=None):
+    def __init__(self, model, max_length=None, projection_dtype="float32"):
         super().__init__(name="translator")
         self.max_length = int(model.model_config.max_target_length if max_length is None else max_length)
         if self.max_length < 1:
             raise ValueError(f"max_length must be positive; got {max_length}.")
+        if projection_dtype not in PROJECTION_DTYPES:
+            raise ValueError(f"projection_dtype must be one of {PROJECTION_DTYPES}; "
+                             f"got {projection_dtype!r}.")
+        self.projection_dtype = projection_dtype
+        if projection_dtype == "bfloat16":
+            # Cast once here, not at every step; the export then stores this copy only.
+            projection = model.decoder.output_projection
+            self.projection_kernel = tf.Variable(tf.cast(projection.kernel, tf.bfloat16),
+                                                 trainable=False, name="W_s_bfloat16")
+            self.projection_bias = tf.Variable(tf.cast(projection.bias, tf.float32),
+                                               trainable=False, name="W_s_bias")
         self.default_beam_size = model.model_config.beam_size
         self.length_penalty = model.model_config.length_penalty
         # The layers are held without tracking: the export tracks the tf.Variables the
@@ -116,8 +133,13 @@ class Translator(tf.Module):
         Greedy and sampling pass the context of the rows still decoding; beam search passes
         it tiled, one copy per hypothesis.
         """
-        return self.decoder.step(tokens, state, context["encoder_outputs"], context.get("keys"),
-                                 context["source_mask"])
+        inputs = (tokens, state, context["encoder_outputs"], context.get("keys"), context["source_mask"])
+        if self.projection_dtype == "float32":
+            return self.decoder.step(*inputs)
+        state, weights = self.decoder.advance(*inputs)
+        attentional = tf.cast(state[1], tf.bfloat16)  # h̃ (rows, units)
+        logits = tf.matmul(attentional, self.projection_kernel)  # (rows, vocab) bfloat16
+        return tf.cast(logits, tf.float32) + self.projection_bias, state, weights
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -56,11 +57,15 @@ def test_train_resumes_then_exports_and_translates(tmp_path):
 
     again = keras_s2s("export", "--checkpoint-dir", checkpoints, "--output", export)
     assert again.returncode == 2 and "not empty" in again.stderr
-    for version in ("1", "2"):  # versioned exports for serving never overwrite each other
+    for version, dtype in (("1", "float32"), ("2", "bfloat16")):  # versions never overwrite
         named = keras_s2s("export", "--checkpoint-dir", checkpoints, "--name", "dates",
-                          "--base-dir", tmp_path / "models", "--average-last", "2")
+                          "--base-dir", tmp_path / "models", "--average-last", "2",
+                          "--projection-dtype", dtype)
         assert named.returncode == 0, named.stderr[-3000:]
         assert (tmp_path / "models" / "dates" / version / "saved_model.pb").exists()
+        stored = tf.train.load_checkpoint(str(tmp_path / "models" / "dates" / version / "variables"
+                                              / "variables")).get_variable_to_dtype_map()
+        assert (tf.bfloat16 in stored.values()) == (dtype == "bfloat16")
 
 
 def test_train_on_a_pair_file_reports_malformed_lines(tmp_path):

@@ -191,3 +191,24 @@ def test_next_version_path_never_reuses_a_version(tmp_path):
     assert translator_lib.next_version_path(str(tmp_path), "dates") == str(tmp_path / "dates" / "11")
     with pytest.raises(ValueError, match="name"):
         translator_lib.next_version_path(str(tmp_path), "../escape")
+
+
+def test_bfloat16_projection_export_is_smaller_and_translates_alike(dates_model, dates_export, tmp_path):
+    model = dates_model[0]
+    path = model.export(str(tmp_path / "bf16" / "1"), projection_dtype="bfloat16")
+    exact, fast = translator_lib.load(dates_export), translator_lib.load(path)
+    texts = tf.constant(SENTENCES)
+    for name in ("greedy", "translate"):
+        exact_out, fast_out = getattr(exact, name)(texts), getattr(fast, name)(texts)
+        assert fast_out["text"].numpy().tolist() == exact_out["text"].numpy().tolist()
+        # bfloat16 keeps 8 bits of mantissa: log-probabilities move, a little.
+        np.testing.assert_allclose(fast_out["score"], exact_out["score"], atol=0.05)
+        assert not np.array_equal(fast_out["score"], exact_out["score"])  # it is not the float32 path
+    variables_bytes = {directory: sum(os.path.getsize(os.path.join(directory, "variables", name))
+                                      for name in os.listdir(os.path.join(directory, "variables")))
+                       for directory in (dates_export, path)}
+    projection = model.decoder.output_projection.kernel
+    saved = variables_bytes[dates_export] - variables_bytes[path]
+    assert abs(saved - 2 * int(np.prod(projection.shape))) < 1024  # W_s: 4 -> 2 bytes a weight
+    with pytest.raises(ValueError, match="projection_dtype"):
+        translator_lib.Translator(model, projection_dtype="float16")
