@@ -11,9 +11,11 @@ longer ones. A hypothesis that has produced [END] is finished: it stays in the b
 and competes with the growing ones on its final score. The search stops when every
 hypothesis of every sentence is finished, or at `max_length`.
 
-Shapes: the model sees (batch * beam, ...) rows, the beams of a sentence next to each other.
-Anything `next_step` closes over (encoder outputs, attention keys) must be tiled the same
-way with `tile_beams`; the state passed in is tiled here.
+Shapes: the model sees (sentences * beam, ...) rows, the beams of a sentence next to each
+other. Per-sentence tensors the step reads (encoder outputs, attention keys) are best passed
+as `context`: they are tiled here, and sentences that are done leave the batch. Anything
+`next_step` closes over instead must be tiled the same way with `tile_beams`, and then every
+sentence stays in the batch to the end.
 
 Reference: Wu et al. Google's Neural Machine Translation System. 2016, section 7.
 https://arxiv.org/abs/1609.08144
@@ -48,11 +50,12 @@ def tile_beams(nest, beam_size):
 
 
 def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam_size,
-                alpha=0.6, pad_id=0):
+                alpha=0.6, pad_id=0, context=None):
     """Batched beam search in one graph loop.
 
     Args:
-        next_step: (batch * beam,) tokens, state -> logits, state, step_output.
+        next_step: (batch * beam,) tokens, state -> logits, state, step_output; with a
+            `context`, also given the context rows of the hypotheses in play.
         initial_state: state nest for each sentence (batch, ...); tiled here.
         start_tokens: (batch,) int32.
         end_id: token that finishes a hypothesis.
@@ -60,80 +63,120 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
         beam_size: hypotheses kept per sentence (int or scalar tensor); 1 is greedy search.
         alpha: length-penalty exponent.
         pad_id: written after a hypothesis has finished.
+        context: optional nest of per-sentence (batch, ...) tensors the step reads but never
+            changes (encoder outputs, attention keys, source mask); tiled here. With it, a
+            sentence whose hypotheses have all finished leaves the batch, so the model runs
+            only on sentences still being searched.
 
     Returns:
         A `BeamResult`.
     """
     beam_size = tf.convert_to_tensor(beam_size, tf.int32)
     batch = tf.shape(start_tokens)[0]
-    flat_offsets = tf.range(batch)[:, tf.newaxis] * beam_size  # (batch, 1): first row of each sentence
+    compact = context is not None
+    if compact:
+        call_step = next_step
+    else:
+        context = ()
+
+        def call_step(tokens, state, context):
+            return next_step(tokens, state)
     # Only the first hypothesis is alive at the start, so that the first expansion does
     # not fill the beam with copies of one token.
     log_probs = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[tf.newaxis],
                         [batch, 1])  # (batch, beam)
-    arrays = [tf.TensorArray(dtype, size=0, dynamic_size=True)
-              for dtype in (tf.int32, tf.int32, tf.float32)]  # tokens, parents, step outputs
+    # Per step: (step, sentence) places, then the tokens, parents and outputs of those
+    # sentences' hypotheses; laid out as (t, batch, beam, ...) once after the loop.
+    records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
+                    for dtype in (tf.int32, tf.int32, tf.int32, tf.float32))
 
-    def keep_going(step, tokens, state, log_probs, lengths, finished, *arrays):
+    def keep_going(step, sentences, tokens, state, context, log_probs, lengths, finished, *_):
         return tf.logical_and(step < max_length,
                               tf.logical_or(step == 0, tf.logical_not(tf.reduce_all(finished))))
 
-    def body(step, tokens, state, log_probs, lengths, finished, tokens_array, parents_array,
-             outputs_array):
-        logits, state, step_output = next_step(tokens, state)  # (batch * beam, vocab)
+    def body(step, sentences, tokens, state, context, log_probs, lengths, finished,
+             final_log_probs, final_lengths, records):
+        logits, state, step_output = call_step(tokens, state, context)  # (sentences * beam, vocab)
+        in_play = tf.shape(sentences)[0]
         # A hypothesis's extensions share its score and length, so only its `beam_size` most
         # likely tokens can be among the best `beam_size` extensions of the sentence: the
         # rest of the vocabulary is never scored.
         width = tf.minimum(beam_size, tf.shape(logits)[-1])
         step_log_probs, top_tokens = tf.math.top_k(tf.nn.log_softmax(logits), k=width)
-        step_log_probs = tf.reshape(step_log_probs, [batch, beam_size, width])
-        top_tokens = tf.reshape(top_tokens, [batch, beam_size, width])
+        step_log_probs = tf.reshape(step_log_probs, [in_play, beam_size, width])
+        top_tokens = tf.reshape(top_tokens, [in_play, beam_size, width])
         # A finished hypothesis can only be extended by padding, at no cost: it survives as is.
         frozen = tf.concat([[0.0], tf.fill([width - 1], _NEG_INF)], 0)  # (width,)
         step_log_probs = tf.where(finished[:, :, tf.newaxis], frozen, step_log_probs)
         top_tokens = tf.where(finished[:, :, tf.newaxis], pad_id, top_tokens)
-        candidate_log_probs = log_probs[:, :, tf.newaxis] + step_log_probs  # (batch, beam, width)
-        candidate_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)  # (batch, beam)
+        candidate_log_probs = log_probs[:, :, tf.newaxis] + step_log_probs  # (in_play, beam, width)
+        candidate_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)  # (in_play, beam)
         candidate_scores = (candidate_log_probs
                             / length_penalty(candidate_lengths, alpha)[:, :, tf.newaxis])
-        _, best = tf.math.top_k(tf.reshape(candidate_scores, [batch, -1]), k=beam_size)  # (batch, beam)
-        parents = best // width  # which hypothesis each survivor extends
-        new_tokens = tf.gather(tf.reshape(top_tokens, [batch, -1]), best, batch_dims=1)
-        log_probs = tf.gather(tf.reshape(candidate_log_probs, [batch, -1]), best, batch_dims=1)
+        _, best = tf.math.top_k(tf.reshape(candidate_scores, [in_play, -1]), k=beam_size)
+        parents = best // width  # (in_play, beam): which hypothesis each survivor extends
+        new_tokens = tf.gather(tf.reshape(top_tokens, [in_play, -1]), best, batch_dims=1)
+        log_probs = tf.gather(tf.reshape(candidate_log_probs, [in_play, -1]), best, batch_dims=1)
         lengths = tf.gather(candidate_lengths, parents, batch_dims=1)
         was_finished = tf.gather(finished, parents, batch_dims=1)
         # Hypotheses at -inf (fewer tokens than beams) count as finished, so they never
         # keep the loop running.
         finished = was_finished | tf.equal(new_tokens, end_id) | tf.math.is_inf(log_probs)
-        flat_parents = tf.reshape(parents + flat_offsets, [-1])  # rows of (batch * beam) tensors
+        flat_parents = tf.reshape(parents + tf.range(in_play)[:, tf.newaxis] * beam_size, [-1])
         state = tf.nest.map_structure(lambda tensor: tf.gather(tensor, flat_parents), state)
         # What the parent reported at this step belongs to the token it chose.
         step_output = zero_rows(tf.reshape(was_finished, [-1]), tf.gather(step_output, flat_parents))
-        step_output = tf.reshape(step_output, tf.concat([[batch, beam_size],
+        step_output = tf.reshape(step_output, tf.concat([[in_play, beam_size],
                                                          tf.shape(step_output)[1:]], 0))
-        return (step + 1, tf.reshape(new_tokens, [-1]), state, log_probs, lengths, finished,
-                tokens_array.write(step, new_tokens), parents_array.write(step, parents),
-                outputs_array.write(step, step_output))
+        places = tf.stack([tf.fill([in_play], step), sentences], axis=1)  # (in_play, 2)
+        records = tuple(array.write(step, value) for array, value in zip(
+            records, (places, new_tokens, parents, step_output)))
+        final_log_probs = tf.tensor_scatter_nd_update(final_log_probs, sentences[:, tf.newaxis], log_probs)
+        final_lengths = tf.tensor_scatter_nd_update(final_lengths, sentences[:, tf.newaxis], lengths)
+        carried = (sentences, tf.reshape(new_tokens, [-1]), state, context, log_probs, lengths,
+                   finished)
+        if compact:
+            # A sentence whose hypotheses have all finished leaves; the gathers run only on
+            # the steps where one did.
+            def leave():
+                kept = tf.reshape(tf.where(tf.logical_not(tf.reduce_all(finished, axis=1))), [-1])
+                kept = tf.cast(kept, tf.int32)  # (sentences left,)
+                kept_rows = tf.reshape(kept[:, tf.newaxis] * beam_size + tf.range(beam_size), [-1])
+                sentence_wise = [tf.gather(tensor, kept) for tensor in
+                                 (carried[0], carried[4], carried[5], carried[6])]
+                row_wise = tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept_rows),
+                                                 carried[1:4])
+                return (sentence_wise[0], *row_wise, *sentence_wise[1:])
+            carried = tf.cond(tf.reduce_any(tf.reduce_all(finished, axis=1)), leave, lambda: carried)
+        return (step + 1, *carried, final_log_probs, final_lengths, records)
 
-    loop_vars = (tf.constant(0), tf.repeat(tf.cast(start_tokens, tf.int32), beam_size),
-                 tile_beams(initial_state, beam_size), log_probs,
+    loop_vars = (tf.constant(0), tf.range(batch), tf.repeat(tf.cast(start_tokens, tf.int32), beam_size),
+                 tile_beams(initial_state, beam_size), tile_beams(context, beam_size), log_probs,
                  tf.zeros([batch, beam_size], tf.int32), tf.zeros([batch, beam_size], tf.bool),
-                 *arrays)
-    # Batch and beam stay open dimensions: a constant beam size can give the tensors that
-    # enter the loop a static beam width that top_k's output does not promise.
-    open_leading = lambda tensor: tf.TensorShape([None] * tensor.shape.rank)  # noqa: E731
-    invariants = (tf.TensorShape([]), tf.TensorShape([None]),
-                  tf.nest.map_structure(lambda tensor: tf.TensorShape([None]).concatenate(
-                      tensor.shape[1:]), loop_vars[2]),
-                  *[open_leading(tensor) for tensor in loop_vars[3:6]],
-                  *[tf.TensorShape(None)] * 3)
-    (_, _, _, log_probs, lengths, _, tokens_array, parents_array,
-     outputs_array) = tf.while_loop(keep_going, body, loop_vars, shape_invariants=invariants)
+                 log_probs, tf.zeros([batch, beam_size], tf.int32), records)
+    # Sentences leave and the beam size may be a tensor: batch and beam stay open dimensions.
+    open_rows = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
+    open_all = lambda tensor: tf.TensorShape([None] * tensor.shape.rank)  # noqa: E731
+    invariants = (tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None]),
+                  tf.nest.map_structure(open_rows, loop_vars[3]),
+                  tf.nest.map_structure(open_rows, loop_vars[4]),
+                  *[open_all(tensor) for tensor in loop_vars[5:10]],
+                  (tf.TensorShape(None),) * len(records))
+    steps, *_, log_probs, lengths, records = tf.while_loop(
+        keep_going, body, loop_vars, shape_invariants=invariants)
 
+    places, step_tokens, step_parents, step_outputs = (array.concat() for array in records)
+    # (t, batch, beam, ...): a sentence that left keeps its hypotheses in place (parents are
+    # the identity) and adds padding and zero outputs.
+    step_tokens = tf.tensor_scatter_nd_update(tf.fill([steps, batch, beam_size], pad_id), places,
+                                              step_tokens)
+    identity = tf.broadcast_to(tf.range(beam_size), [steps, batch, beam_size])
+    step_parents = tf.tensor_scatter_nd_update(identity, places, step_parents)
+    step_outputs = tf.scatter_nd(places, step_outputs,
+                                 tf.concat([[steps, batch], tf.shape(step_outputs)[1:]], 0))
     scores = log_probs / length_penalty(lengths, alpha)  # (batch, beam)
     scores, order = tf.math.top_k(scores, k=beam_size)  # best first
-    tokens, step_outputs = _backtrack(order, tokens_array.stack(), parents_array.stack(),
-                                      outputs_array.stack())
+    tokens, step_outputs = _backtrack(order, step_tokens, step_parents, step_outputs)
     return BeamResult(tokens, tf.gather(lengths, order, batch_dims=1), scores,
                       tf.gather(log_probs, order, batch_dims=1), step_outputs)
 
@@ -156,6 +199,6 @@ def _backtrack(order, step_tokens, step_parents, step_outputs):
         reverse=True)
     tokens = tf.transpose(tokens, [1, 2, 0])  # (t, batch, beam) -> (batch, beam, t)
     # (t, batch, beam, ...) -> (batch, beam, t, ...)
-    outputs = tf.transpose(outputs, [1, 2, 0] + list(range(3, outputs.shape.rank)))
+    outputs = tf.transpose(outputs, tf.concat([[1, 2, 0], tf.range(3, tf.rank(outputs))], 0))
     return tokens, outputs
 

@@ -16,7 +16,7 @@ import tempfile
 import tensorflow as tf
 
 from keras_s2s import config as config_lib
-from keras_s2s.beam_search import beam_search, tile_beams
+from keras_s2s.beam_search import beam_search
 from keras_s2s.search import SearchResult, greedy_search, sample_search
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
@@ -130,8 +130,8 @@ class Translator(tf.Module):
     def _step(self, tokens, state, context):
         """The decoder step, reading the per-row source `context` made by `_encode`.
 
-        Greedy and sampling pass the context of the rows still decoding; beam search passes
-        it tiled, one copy per hypothesis.
+        The searches pass the context of the rows still decoding (for beam search, one
+        copy per hypothesis).
         """
         inputs = (tokens, state, context["encoder_outputs"], context.get("keys"), context["source_mask"])
         if self.projection_dtype == "float32":
@@ -144,13 +144,9 @@ class Translator(tf.Module):
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
         source = self._encode(text)
-        tiled = tile_beams(source.context, beam_size)  # (batch, ...) -> (batch * beam, ...)
-
-        def next_step(tokens, state):
-            return self._step(tokens, state, tiled)
-
-        result = beam_search(next_step, source.state, self._start_tokens(text), END_ID,
-                             self.max_length, beam_size, self.length_penalty)
+        result = beam_search(self._step, source.state, self._start_tokens(text), END_ID,
+                             self.max_length, beam_size, self.length_penalty,
+                             context=source.context)
         best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
         outputs = self._outputs(source, SearchResult(*best, result.step_outputs[:, 0]))
         batch, width = tf.shape(result.tokens)[0], tf.shape(result.tokens)[2]
