@@ -5,6 +5,11 @@ each signature and batch shape, then times greedy and beam search over the given
 Also reports the SavedModel's load time, its size on disk, and this process's peak memory.
 With --checkpoint-dir it first exports that trained model (timed) and benchmarks the export.
 
+The matmul floor: the model's own matmuls for one decoder step and one encoder position,
+timed alone in a graph loop at 1 and 64 rows, times the measured mean numbers of output and
+source tokens. No decoder built on these kernels can beat it at that batch size; the rest of
+a decoding's time is element-wise work, the search's bookkeeping and per-op overhead.
+
     python benchmarks/decoding_speed.py --model demo_output/saved_model \
         --source demo_output/test.source.txt --beam-sizes 4
     python benchmarks/decoding_speed.py --checkpoint-dir runs/spa-en-small \
@@ -13,6 +18,7 @@ With --checkpoint-dir it first exports that trained model (timed) and benchmarks
 
 import argparse
 import gzip
+import json
 import os
 import resource
 import time
@@ -22,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  registers the text ops
+from flops import decoding_matmul_shapes, matmul_chain_seconds  # noqa: E402
 from report import print_report  # noqa: E402
 
 
@@ -55,6 +62,34 @@ def latency_ms(function, sentences, count=300):
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
+def matmul_floor(translator, model_path, sentences, batch_sizes=(1, 64)):
+    """{figure: value} of the matmul floor (see the module docstring) for greedy decoding."""
+    with open(os.path.join(model_path, "assets", "config.json"), encoding="utf-8") as file:
+        config = json.load(file)["model"]
+    with open(os.path.join(model_path, "assets", "target_vocab.txt"), encoding="utf-8") as file:
+        target_vocab = sum(1 for _ in file)
+    output_tokens = source_tokens = 0
+    for start in range(0, len(sentences), 64):
+        outputs = translator.greedy(tf.constant(sentences[start:start + 64]))
+        output_tokens += int(tf.reduce_sum(outputs["length"]))
+        source_tokens += int(tf.reduce_sum(tf.cast(outputs["source_tokens"] != b"", tf.int32)))
+    mean_output, mean_source = output_tokens / len(sentences), source_tokens / len(sentences)
+    floor = {"mean output tokens": round(mean_output, 2), "mean source tokens": round(mean_source, 2)}
+    for rows in batch_sizes:
+        decoder, encoder = decoding_matmul_shapes(config, target_vocab, rows)
+        step, position = matmul_chain_seconds(decoder), matmul_chain_seconds(encoder)
+        # Every row of a batch decodes its own tokens: a batch of `rows` sentences takes
+        # mean_output steps of `rows` rows each, at best (rows that finish early only add).
+        seconds = mean_output * step + mean_source * position
+        floor[f"decoder step ms, {rows} rows"] = round(1000 * step, 4)
+        floor[f"encoder position ms, {rows} rows"] = round(1000 * position, 4)
+        if rows == 1:
+            floor["batch 1 floor ms"] = round(1000 * seconds, 2)
+        else:
+            floor[f"batch {rows} ceiling sentences/s"] = round(rows / seconds, 1)
+    return floor
+
+
 def directory_bytes(path):
     return sum(os.path.getsize(os.path.join(folder, name))
                for folder, _, names in os.walk(path) for name in names)
@@ -65,6 +100,8 @@ def main():
     parser.add_argument("--model", required=True, help="SavedModel directory (written first "
                         "when --checkpoint-dir is given)")
     parser.add_argument("--checkpoint-dir", help="export this trained model to --model first")
+    parser.add_argument("--projection-dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="with --checkpoint-dir: the export's output projection dtype")
     parser.add_argument("--source", required=True, help="sentences, one a line")
     parser.add_argument("--sentences", type=int, default=1024)
     parser.add_argument("--batch-sizes", default="1,16,64,256")
@@ -78,7 +115,7 @@ def main():
 
         model = load_trained_model(args.checkpoint_dir)
         start = time.perf_counter()
-        model.export(args.model)
+        model.export(args.model, projection_dtype=args.projection_dtype)
         export_seconds = time.perf_counter() - start
     start = time.perf_counter()
     translator = tf.saved_model.load(args.model)
@@ -98,12 +135,15 @@ def main():
         p50, p99 = latency_ms(function, sentences)
         row.update({"batch 1 p50 ms": round(p50, 2), "batch 1 p99 ms": round(p99, 2)})
         report["decoders"][name] = row
+    report["matmul floor, greedy"] = matmul_floor(translator, args.model, sentences)
     # Linux reports ru_maxrss in KiB.
     report["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     exported = f"export: {export_seconds:.2f} s, " if export_seconds is not None else ""
     print(f"{exported}load: {load_seconds:.2f} s, "
           f"SavedModel {report['saved_model_bytes'] / 2 ** 20:.1f} MiB, "
           f"peak memory {report['peak_memory_mib']} MiB")
+    print("matmul floor, greedy: " + ", ".join(f"{key} {value}" for key, value
+                                               in report["matmul floor, greedy"].items()))
     print_report(report, report["decoders"], "sentences/s", args.output)
 
 

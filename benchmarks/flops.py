@@ -107,3 +107,63 @@ def matmul_ceiling(*shape, repeats=20, seconds=0.3):
         chain(left, right).numpy()
         best = min(best, time.perf_counter() - start)
     return 2 * (batch[0] if batch else 1) * m * k * n * repeats / best / 1e9
+
+
+def decoding_matmul_shapes(config, target_vocab, rows):
+    """The (m, k, n) matmuls of decoding: (one decoder step, one encoder position) for `rows`
+    rows (sentences, or hypotheses in a beam).
+
+    Attention keys and the encoder's per-position work are counted per source position;
+    the element-wise work (gates, tanh, softmax, argmax) is left out, so the time of these
+    matmuls is a floor under what any implementation with these kernels can reach.
+    """
+    gates = 3 if config["cell"] == "gru" else 4
+    units, embedding = config["units"], config["embedding_dim"]
+    directions = 2 if config["bidirectional"] else 1
+    encoder_units = units // directions
+    encoder, decoder = [], []
+    width = embedding
+    for _ in range(config["num_layers"]):
+        encoder += [(rows, width, gates * encoder_units),
+                    (rows, encoder_units, gates * encoder_units)] * directions
+        width = units
+    width = embedding + (units if config["input_feeding"] else 0)
+    for _ in range(config["num_layers"]):
+        decoder += [(rows, width, gates * units), (rows, units, gates * units)]
+        width = units
+    attention = config["attention"]
+    if attention in ("bahdanau", "luong-concat"):
+        encoder.append((rows, units, config["attention_units"]))  # keys W1 h̄_s
+        decoder.append((rows, units, config["attention_units"]))  # query W2 h_t
+    elif attention == "luong-general":
+        encoder.append((rows, units, units))
+    if attention is not None:
+        decoder.append((rows, 2 * units, units))  # W_c [c_t; h_t]
+    decoder.append((rows, units, target_vocab))  # W_s
+    return decoder, encoder
+
+
+def matmul_chain_seconds(shapes, repeats=100, seconds=0.5):
+    """Seconds for one pass over `shapes` ((m, k, n) each), the matmuls run one after another
+    in a graph loop, as a decoding step runs them. Best of repeated runs."""
+    lefts = [tf.random.normal([m, k]) for m, k, _ in shapes]
+    rights = [tf.random.normal([k, n]) * 0.01 for _, k, n in shapes]
+
+    @tf.function
+    def chain():
+        def body(index, total):
+            for left, right in zip(lefts, rights):
+                # Each product waits for the previous one, like the layers of a step.
+                total = total + tf.reduce_sum(tf.matmul(left + total * 0.0, right)[:1, :1])
+            return index + 1, total
+
+        return tf.while_loop(lambda index, total: index < repeats, body,
+                             (tf.constant(0), tf.constant(0.0)))[1]
+
+    chain().numpy()
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        chain().numpy()
+        best = min(best, time.perf_counter() - start)
+    return best / repeats

@@ -218,7 +218,9 @@ class Translator(tf.Module):
         # only tracking the weights get.
         variables = {id(variable): variable for function in signatures.values()
                      for variable in function.variables}
-        self.serving_variables = list(variables.values())
+        # In name order, not capture order: the same weights then give the same variables
+        # file whatever the graph, so a re-export with a new graph stores no new weights.
+        self.serving_variables = sorted(variables.values(), key=lambda variable: variable.name)
         tf.saved_model.save(self, path, signatures=signatures)
         if warmup_texts:
             from keras_s2s.serving import write_warmup_requests

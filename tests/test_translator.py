@@ -212,3 +212,15 @@ def test_bfloat16_projection_export_is_smaller_and_translates_alike(dates_model,
     assert abs(saved - 2 * int(np.prod(projection.shape))) < 1024  # W_s: 4 -> 2 bytes a weight
     with pytest.raises(ValueError, match="projection_dtype"):
         translator_lib.Translator(model, projection_dtype="float16")
+
+
+def test_same_weights_give_the_same_variables_file_whatever_the_graph(dates_model, dates_export, tmp_path):
+    # Stored in name order, not in the order the graph happened to capture them ...
+    names = [variable.name for variable in translator_lib.load(dates_export).serving_variables]
+    assert names == sorted(names)
+    # ... so another graph (here another max_length) over the same weights stores the same bytes.
+    other = dates_model[0].export(str(tmp_path / "other" / "1"), max_length=7)
+    for name in os.listdir(os.path.join(dates_export, "variables")):
+        with open(os.path.join(dates_export, "variables", name), "rb") as first, \
+                open(os.path.join(other, "variables", name), "rb") as second:
+            assert first.read() == second.read(), name
