@@ -21,6 +21,7 @@ import gzip
 import json
 import os
 import resource
+import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,15 +40,28 @@ def read_sources(path, limit):
     return (lines * (limit // max(len(lines), 1) + 1))[:limit]
 
 
-def throughput(function, sentences, batch_size, repeats=3):
-    """Sentences per second over all sentences, best of `repeats` passes (after a warm-up)."""
+def throughput(function, sentences, batch_size, repeats=3, streams=1):
+    """Sentences per second over all sentences, best of `repeats` passes (after a warm-up).
+
+    With `streams` > 1, that many threads send the batches at once, as concurrent clients
+    of a server do (TensorFlow runs the calls side by side).
+    """
     batches = [tf.constant(sentences[i:i + batch_size]) for i in range(0, len(sentences), batch_size)]
     function(batches[0])
+
+    def send(share):
+        for batch in share:
+            function(batch)["text"].numpy()
+
     best = float("inf")
     for _ in range(repeats):
+        threads = [threading.Thread(target=send, args=(batches[first::streams],))
+                   for first in range(streams)]
         start = time.perf_counter()
-        for batch in batches:
-            function(batch)["text"].numpy()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         best = min(best, time.perf_counter() - start)
     return len(sentences) / best
 
@@ -107,7 +121,17 @@ def main():
     parser.add_argument("--batch-sizes", default="1,16,64,256")
     parser.add_argument("--beam-sizes", default="4")
     parser.add_argument("--output", help="also write the results here as JSON")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="threads one op may use (0: TensorFlow's default, all cores); a "
+                             "server sets the same with --tensorflow_intra_op_parallelism")
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="ops run at once (0: TensorFlow's default)")
+    parser.add_argument("--streams", type=int, default=1,
+                        help="concurrent callers for the sentences/s figures (latency: always one)")
     args = parser.parse_args()
+    # Thread pools are fixed when TensorFlow first runs an op: set them before anything runs.
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
     export_seconds = None
     if args.checkpoint_dir:
@@ -126,11 +150,13 @@ def main():
         decoders[f"beam {beam_size}"] = (
             lambda text, size=beam_size: translator.beam(text, tf.constant(size)))
     report = {"model": args.model, "export_seconds": export_seconds and round(export_seconds, 2),
+              "intra_op_threads": args.intra_op_threads, "inter_op_threads": args.inter_op_threads,
+              "streams": args.streams,
               "load_seconds": round(load_seconds, 2), "saved_model_bytes": directory_bytes(args.model),
               "decoders": {}}
     for name, function in decoders.items():
         row = {f"batch {size}": round(throughput(function, sentences[:max(size * 4, 256)] if size == 1
-                                                 else sentences, size), 1)
+                                                 else sentences, size, streams=args.streams), 1)
                for size in map(int, args.batch_sizes.split(","))}
         p50, p99 = latency_ms(function, sentences)
         row.update({"batch 1 p50 ms": round(p50, 2), "batch 1 p99 ms": round(p99, 2)})

@@ -61,8 +61,19 @@ def attend_step(scores, values, source_mask):
     # oneDNN kernel pays a fixed cost that only large inputs amortise.
     exponentials = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
     weights = exponentials / tf.reduce_sum(exponentials, axis=-1, keepdims=True)  # (batch, s)
-    context = tf.matmul(weights[:, tf.newaxis, :], values)[:, 0]  # (batch, 1, s) @ (batch, s, units)
-    return context, weights
+    return _weighted_sum(weights, values), weights  # (batch, units), (batch, s)
+
+
+def _weighted_sum(weights, values):
+    """Σ_s weights (batch, s) × values (batch, s, units) -> (batch, units).
+
+    A batched matmul pays a fixed ~50 µs on this CPU however small it is; a multiply and a
+    sum is cheaper below about 512 (row, position) pairs (9 against 53 µs at batch 1) and
+    slower above (136 against 88 µs at 64 × 21), so the size picks the form.
+    """
+    return tf.cond(tf.size(weights) < 512,
+                   lambda: tf.reduce_sum(weights[:, :, tf.newaxis] * values, axis=1),
+                   lambda: tf.matmul(weights[:, tf.newaxis, :], values)[:, 0])
 
 
 def _additive_step_score(query_projection, keys, score_vector):

@@ -95,3 +95,17 @@ def test_get_config_rebuilds_an_equivalent_layer(layer):
     clone(QUERY, VALUES)
     clone.set_weights(layer.get_weights())
     np.testing.assert_allclose(clone(QUERY, VALUES)[1], layer(QUERY, VALUES)[1])
+
+
+@pytest.mark.parametrize("layer", [BahdanauAttention(6), LuongAttention("general")])
+def test_one_step_agrees_with_the_sequence_call_on_a_large_batch(layer):
+    # 64 rows × 12 positions: large enough for the step's batched-matmul form of the
+    # weighted sum (small batches use a multiply and a sum).
+    rng = np.random.default_rng(3)
+    query = rng.normal(size=(64, 1, 4)).astype("float32")
+    values = rng.normal(size=(64, 12, 4)).astype("float32")
+    mask = np.arange(12)[np.newaxis, :] < rng.integers(1, 13, size=(64, 1))
+    context, weights = layer(query, values, source_mask=mask)
+    step_context, step_weights = layer.step(query[:, 0], values, layer.compute_keys(values), mask)
+    np.testing.assert_allclose(step_context, context[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(step_weights, weights[:, 0], rtol=1e-5, atol=1e-6)
