@@ -25,7 +25,7 @@ import collections
 
 import tensorflow as tf
 
-from keras_s2s.search import zero_rows
+from keras_s2s.search import step_with_context, zero_rows
 
 BeamResult = collections.namedtuple(
     "BeamResult", ["tokens", "lengths", "scores", "log_probs", "step_outputs"])
@@ -73,14 +73,7 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
     """
     beam_size = tf.convert_to_tensor(beam_size, tf.int32)
     batch = tf.shape(start_tokens)[0]
-    compact = context is not None
-    if compact:
-        call_step = next_step
-    else:
-        context = ()
-
-        def call_step(tokens, state, context):
-            return next_step(tokens, state)
+    call_step, context, compact = step_with_context(next_step, context)
     # Only the first hypothesis is alive at the start, so that the first expansion does
     # not fill the beam with copies of one token.
     log_probs = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[tf.newaxis],

@@ -131,14 +131,7 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
     `choose(logits (rows, vocab), step, rows) -> (tokens (rows,) int32, their log-probabilities
     (rows,))`, where `rows` (rows,) holds the batch positions of the rows in play."""
     batch = tf.shape(start_tokens)[0]
-    compact = context is not None
-    if compact:
-        call_step = next_step
-    else:
-        context = ()
-
-        def call_step(tokens, state, context):
-            return next_step(tokens, state)
+    call_step, context, compact = step_with_context(next_step, context)
     # Each step records (row, step) places and what those rows produced; the (batch, t)
     # results are assembled once after the loop, so no step pays for the whole batch.
     records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
@@ -188,6 +181,19 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
     step_outputs = tf.scatter_nd(  # (batch, t, ...), zeros where a row had finished
         places, step_outputs, tf.concat([[batch, steps], tf.shape(step_outputs)[1:]], 0))
     return SearchResult(tokens, sequence_lengths(tokens, end_id), scores, step_outputs)
+
+
+def step_with_context(next_step, context):
+    """(call_step, context, compact) for a search loop that calls `call_step(tokens, state,
+    context)`.
+
+    With a context, `next_step` takes it and rows may leave the batch (`compact`). Without
+    one, `next_step(tokens, state)` closes over whatever per-row tensors it reads, for the
+    whole batch, so every row stays; the context is then an empty nest.
+    """
+    if context is not None:
+        return next_step, context, True
+    return (lambda tokens, state, context: next_step(tokens, state)), (), False
 
 
 def zero_rows(condition, values):
