@@ -126,22 +126,23 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
             records, (places, new_tokens, parents, step_output)))
         final_log_probs = tf.tensor_scatter_nd_update(final_log_probs, sentences[:, tf.newaxis], log_probs)
         final_lengths = tf.tensor_scatter_nd_update(final_lengths, sentences[:, tf.newaxis], lengths)
-        carried = (sentences, tf.reshape(new_tokens, [-1]), state, context, log_probs, lengths,
-                   finished)
+        per_sentence = (sentences, log_probs, lengths, finished)  # (in_play, ...) each
+        per_row = (tf.reshape(new_tokens, [-1]), state, context)  # (in_play * beam, ...) each
         if compact:
             # A sentence whose hypotheses have all finished leaves; the gathers run only on
             # the steps where one did.
             def leave():
-                kept = tf.reshape(tf.where(tf.logical_not(tf.reduce_all(finished, axis=1))), [-1])
-                kept = tf.cast(kept, tf.int32)  # (sentences left,)
+                kept = tf.cast(tf.reshape(tf.where(tf.logical_not(tf.reduce_all(finished, axis=1))),
+                                          [-1]), tf.int32)  # (sentences left,)
                 kept_rows = tf.reshape(kept[:, tf.newaxis] * beam_size + tf.range(beam_size), [-1])
-                sentence_wise = [tf.gather(tensor, kept) for tensor in
-                                 (carried[0], carried[4], carried[5], carried[6])]
-                row_wise = tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept_rows),
-                                                 carried[1:4])
-                return (sentence_wise[0], *row_wise, *sentence_wise[1:])
-            carried = tf.cond(tf.reduce_any(tf.reduce_all(finished, axis=1)), leave, lambda: carried)
-        return (step + 1, *carried, final_log_probs, final_lengths, records)
+                return (tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept), per_sentence),
+                        tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept_rows), per_row))
+            per_sentence, per_row = tf.cond(tf.reduce_any(tf.reduce_all(finished, axis=1)), leave,
+                                            lambda: (per_sentence, per_row))
+        sentences, log_probs, lengths, finished = per_sentence
+        tokens, state, context = per_row
+        return (step + 1, sentences, tokens, state, context, log_probs, lengths, finished,
+                final_log_probs, final_lengths, records)
 
     loop_vars = (tf.constant(0), tf.range(batch), tf.repeat(tf.cast(start_tokens, tf.int32), beam_size),
                  tile_beams(initial_state, beam_size), tile_beams(context, beam_size), log_probs,

@@ -163,7 +163,7 @@ class Decoder(keras.layers.Layer):
             logits (batch, vocab), the new state, attention weights (batch, s).
         """
         state, weights = self.advance(token_ids, state, encoder_outputs, keys, source_mask)
-        logits = self.output_projection(state[1])  # (batch, units) -> (batch, vocab)
+        logits = self.project(state[1])  # (batch, units) -> (batch, vocab)
         # Searches rank in float32 whatever the compute dtype (mixed precision).
         return tf.cast(logits, tf.float32), state, weights
 

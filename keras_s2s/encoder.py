@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_s2s.packed_rnn import packed_bidirectional
+from keras_s2s.packed_rnn import run_packed
 from keras_s2s.text import PAD_ID
 
 
@@ -129,7 +129,7 @@ class Encoder(keras.layers.Layer):
         for rnn in self.rnn_layers:
             cells = ((rnn.forward_layer.cell, rnn.backward_layer.cell) if self.bidirectional
                      else rnn.cell)
-            outputs, states = packed_bidirectional(cells, outputs, lengths)  # (batch, s, units)
+            outputs, states = run_packed(cells, outputs, lengths)  # (batch, s, units)
             # [[h_fw, (c_fw)], [h_bw, (c_bw)]] -> [concat(h_fw, h_bw), (concat(c_fw, c_bw))]
             states = [tf.concat(pair, axis=-1) for pair in zip(*states)]
             final_states.append([tf.gather(state, restore) for state in states])

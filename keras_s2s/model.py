@@ -175,19 +175,15 @@ class Seq2Seq(keras.Model):
         self.accuracy_tracker.update_state(correct / denominator, sample_weight=token_count)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
-    def translator(self, max_length=None, projection_dtype="float32"):
-        """The exportable `Translator` over this model's current weights (cached).
-
-        A float32 translator reads the model's variables, so it follows further training;
-        a bfloat16 one holds a copy of W_s made when it was first asked for.
-        """
+    def translator(self, max_length=None):
+        """The exportable `Translator` over this model's current weights (cached: it reads
+        the model's variables, so it follows further training)."""
         from keras_s2s.translator import Translator  # translator.py imports this module
 
         cache = self.__dict__.setdefault("_translators", {})
-        key = (max_length, projection_dtype)
-        if key not in cache:
-            cache[key] = Translator(self, max_length=max_length, projection_dtype=projection_dtype)
-        return cache[key]
+        if max_length not in cache:
+            cache[max_length] = Translator(self, max_length=max_length)
+        return cache[max_length]
 
     def translate(self, texts, max_length=None):
         """Greedy translations of a list of strings, as a list of strings."""
@@ -202,12 +198,12 @@ class Seq2Seq(keras.Model):
 
         `projection_dtype="bfloat16"`: see `Translator`.
         """
-        if projection_dtype == "bfloat16":
-            # A fresh translator, so that the bfloat16 copy holds the weights of now.
-            from keras_s2s.translator import Translator
+        if projection_dtype == "float32":
+            return self.translator(max_length).save(filepath)
+        # Not cached: a bfloat16 translator holds a copy of W_s, which must be today's.
+        from keras_s2s.translator import Translator
 
-            return Translator(self, max_length=max_length, projection_dtype=projection_dtype).save(filepath)
-        return self.translator(max_length).save(filepath)
+        return Translator(self, max_length=max_length, projection_dtype=projection_dtype).save(filepath)
 
     def save_spec(self, directory, train_config=None):
         """Writes config.json and both vocabularies into `directory` (a model directory)."""

@@ -14,7 +14,7 @@ GPU kernels). The cells are the layers' own Keras cells, so the numbers are the 
 import tensorflow as tf
 
 
-def packed_bidirectional(cells, inputs, lengths):
+def run_packed(cells, inputs, lengths):
     """Runs one RNN layer (one cell, or a (forward, backward) pair) over a packed batch.
 
     Args:
@@ -40,7 +40,7 @@ def packed_bidirectional(cells, inputs, lengths):
     initial_states = tuple(
         [tf.zeros(tf.stack([batch, size]), inputs.dtype) for size in tf.nest.flatten(cell.state_size)]
         for cell in cells)
-    output_arrays = tuple(tf.TensorArray(inputs.dtype, size=steps, element_shape=None) for _ in cells)
+    output_arrays = tuple(tf.TensorArray(inputs.dtype, size=steps) for _ in cells)
 
     def body(step, states, arrays):
         rows = active[step]

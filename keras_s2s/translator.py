@@ -187,7 +187,7 @@ class Translator(tf.Module):
         context = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
         if keys is not None:
             context["keys"] = keys
-        return _Source(text, state, context, source_tokens)
+        return _Source(state, context, source_tokens)
 
     def _outputs(self, source, result):
         """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
@@ -229,7 +229,7 @@ class Translator(tf.Module):
         return path
 
 
-_Source = collections.namedtuple("_Source", ["text", "state", "context", "source_tokens"])
+_Source = collections.namedtuple("_Source", ["state", "context", "source_tokens"])
 
 
 def _file_backed(processor, directory, side):
