@@ -17,13 +17,17 @@ import tensorflow as tf
 
 from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search
-from keras_s2s.search import SearchResult, greedy_search, sample_search
+from keras_s2s.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
+from keras_s2s.search import SearchResult, greedy_search, sample_search, sequence_lengths
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
 # Server contract: named inputs, named outputs, batch first on every output.
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 SIGNATURE_NAMES = ("serving_default", "greedy", "beam", "sample")
 PROJECTION_DTYPES = ("float32", "bfloat16")
+# With jit_compile, greedy batches of up to this many rows take the XLA-compiled path; larger
+# ones gain more from dropping finished rows (see the README's performance section).
+FUSED_MAX_ROWS = 16
 # Replayed by the model server on load: an ordinary sentence and the empty string.
 WARMUP_TEXTS = ("This is a warm-up request.", "")
 
@@ -40,6 +44,11 @@ class Translator(tf.Module):
             accumulated back to float32 logits. Faster on CPUs with bfloat16 instructions
             (AVX512-BF16, AMX), slower on others; it can change a near-tie between two
             tokens (see the README's performance section for what it changed on spa-en).
+        jit_compile: greedy decoding of batches of 1 to `FUSED_MAX_ROWS` rows runs as one
+            XLA program (encoder and whole search loop; `fused_greedy`), which cuts batch-1
+            latency; same translations. XLA compiles once per batch size and source length
+            bucket, on first use. TensorFlow Serving runs such a model only with
+            `--xla_cpu_compilation_enabled=true`.
 
     Methods (each a `tf.function`, each a signature of the SavedModel):
         translate(text): the model's configured decoding (`ModelConfig.beam_size`,
@@ -60,7 +69,7 @@ class Translator(tf.Module):
         target_tokens: (batch, t) string, the tokens the attention rows refer to.
     """
 
-    def __init__(self, model, max_length=None, projection_dtype="float32"):
+    def __init__(self, model, max_length=None, projection_dtype="float32", jit_compile=False):
         super().__init__(name="translator")
         self.max_length = int(model.model_config.max_target_length if max_length is None else max_length)
         if self.max_length < 1:
@@ -69,6 +78,7 @@ class Translator(tf.Module):
             raise ValueError(f"projection_dtype must be one of {PROJECTION_DTYPES}; "
                              f"got {projection_dtype!r}.")
         self.projection_dtype = projection_dtype
+        self.jit_compile = bool(jit_compile)
         if projection_dtype == "bfloat16":
             # Cast once here, not at every step; the export then stores this copy only.
             projection = model.decoder.output_projection
@@ -122,10 +132,41 @@ class Translator(tf.Module):
         return self._outputs(source, result)
 
     def _greedy(self, text):
+        if not self.jit_compile:
+            return self._graph_greedy(text)
+        batch = tf.shape(text)[0]
+        return tf.cond(tf.logical_and(batch >= 1, batch <= FUSED_MAX_ROWS),
+                       lambda: self._fused_greedy(text), lambda: self._graph_greedy(text))
+
+    def _graph_greedy(self, text):
         source = self._encode(text)
         result = greedy_search(self._step, source.state, self._start_tokens(text),
                                END_ID, self.max_length, context=source.context)
         return self._outputs(source, result)
+
+    def _fused_greedy(self, text):
+        source_ids, source_tokens = self._source_ids(text)
+        steps, tokens, scores, attention = self._fused_decode(bucketed_source_ids(source_ids))
+        batch, length = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
+        # Back from the buckets' shapes: the real rows, the steps taken, the real positions.
+        tokens = tokens[:batch, :steps]  # (batch', max_length) -> (batch, t)
+        attention = attention[:batch, :steps, :length]  # (batch, t, s)
+        result = SearchResult(tokens, sequence_lengths(tokens, END_ID), scores[:batch], attention)
+        return self._outputs(_Source(None, None, source_tokens), result)
+
+    @tf.function(jit_compile=True)
+    def _fused_decode(self, source_ids):
+        """Encoder and greedy search as one XLA program: (steps, tokens (batch, max_length),
+        scores (batch,), attention (batch, max_length, s))."""
+        encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
+        context = {"encoder_outputs": encoder_outputs, "source_mask": tf.not_equal(source_ids, PAD_ID)}
+        keys = self.decoder.compute_keys(encoder_outputs)
+        if keys is not None:
+            context["keys"] = keys
+        steps, result = fixed_shape_greedy_search(
+            self._step, self.decoder.initial_state(encoder_states),
+            tf.fill([tf.shape(source_ids)[0]], START_ID), END_ID, self.max_length, context)
+        return steps, result.tokens, result.scores, result.step_outputs
 
     def _step(self, tokens, state, context):
         """The decoder step, reading the per-row source `context` made by `_encode`.
@@ -166,6 +207,14 @@ class Translator(tf.Module):
         (or None), the source mask (batch, s) and the source tokens (batch, s) string that
         label the attention columns.
         """
+        source_ids, source_tokens = self._source_ids(text)
+        encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
+        keys = self.decoder.compute_keys(encoder_outputs)
+        return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
+                tf.not_equal(source_ids, PAD_ID), source_tokens)
+
+    def _source_ids(self, text):
+        """(batch,) string -> source ids (batch, s), [END] last, and their tokens (batch, s)."""
         tokens = self.source_text.tokenize(text)  # (batch, (s - 1)) string, tokenised once
         batch = tf.shape(text)[0]
         # Labels come from the text, not the ids: ids turn unknown words into [UNK].
@@ -174,10 +223,7 @@ class Translator(tf.Module):
         # Only an empty batch has s = 0, which the RNN cannot step over; give it one
         # padding column (any real sentence has at least its [END]).
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(source_ids)[1])]])
-        encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
-        keys = self.decoder.compute_keys(encoder_outputs)
-        return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
-                tf.not_equal(source_ids, PAD_ID), source_tokens)
+        return source_ids, source_tokens
 
     def _encode(self, text):
         """Source side, once per sentence: the decoder's initial state and the per-row

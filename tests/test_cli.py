@@ -66,6 +66,12 @@ def test_train_resumes_then_exports_and_translates(tmp_path):
         stored = tf.train.load_checkpoint(str(tmp_path / "models" / "dates" / version / "variables"
                                               / "variables")).get_variable_to_dtype_map()
         assert (tf.bfloat16 in stored.values()) == (dtype == "bfloat16")
+    compiled = keras_s2s("export", "--checkpoint-dir", checkpoints, "--name", "dates",
+                         "--base-dir", tmp_path / "models", "--average-last", "2", "--jit-compile")
+    assert compiled.returncode == 0, compiled.stderr[-3000:]
+    versions = [tmp_path / "models" / "dates" / version for version in ("1", "3")]
+    outputs = [keras_s2s("translate", "--model", version, "March 3, 2021", "").stdout for version in versions]
+    assert outputs[0] == outputs[1] and len(outputs[1].splitlines()) == 2
 
 
 def test_train_on_a_pair_file_reports_malformed_lines(tmp_path):

@@ -1,0 +1,97 @@
+"""The XLA-compiled greedy path: same translations as the graph loop, bucketed shapes."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_s2s import translator as translator_lib
+from keras_s2s.fused_greedy import SOURCE_LENGTH_BUCKET, bucketed_source_ids, fixed_shape_greedy_search
+from keras_s2s.search import greedy_search
+
+from .test_search import END, scripted_next_step
+
+SENTENCES = ["Wednesday, March 3, 2021", "3rd of March 2021", "03/03/2021", "MAR 3 2021",
+             "the 1st of January, 1900", "", "December 31, 1999 " * 12, "?? ~~ ¿"]
+
+
+def test_buckets_pad_the_source_to_multiples_of_8_and_the_batch_to_powers_of_two():
+    for batch, length, expected in ((1, 1, (1, 8)), (3, 8, (4, 8)), (5, 9, (8, 16)),
+                                    (16, 17, (16, 24)), (17, 3, (32, 8))):
+        ids = tf.reshape(tf.range(1, batch * length + 1), [batch, length])
+        padded = bucketed_source_ids(ids).numpy()
+        assert padded.shape == expected
+        np.testing.assert_array_equal(padded[:batch, :length], ids.numpy())
+        assert not padded[:, length:].any()  # padding id 0 after the real positions
+        # Extra rows repeat real ones, so they finish with them.
+        repeated = ids.numpy()[np.arange(expected[0] - batch) % batch]
+        np.testing.assert_array_equal(padded[batch:, :length], repeated)
+    assert SOURCE_LENGTH_BUCKET == 8
+
+
+def compiled_search(paths, max_length):
+    """fixed_shape_greedy_search over `scripted_next_step(paths)`, compiled by XLA."""
+    next_step = scripted_next_step(paths)
+    batch = len(paths)
+    search = tf.function(jit_compile=True)(lambda: fixed_shape_greedy_search(
+        lambda tokens, state, context: next_step(tokens, state), tf.zeros([batch], tf.int32),
+        tf.zeros([batch], tf.int32), END, max_length, context=()))
+    return search()
+
+
+def test_fixed_shape_search_compiled_by_xla_matches_greedy_search():
+    paths = [[2, 3, END, 4, 4, 4], [5, END, 2, 2, 2, 2], [2, 2, 2, 2, 2, 2]]
+    steps, result = compiled_search(paths, 5)
+    expected = greedy_search(scripted_next_step(paths), tf.zeros([3], tf.int32),
+                             tf.zeros([3], tf.int32), END, 5)
+    assert int(steps) == 5  # the third row never ends: the loop stops at max_length
+    np.testing.assert_array_equal(result.tokens, expected.tokens)
+    np.testing.assert_allclose(result.scores, expected.scores, rtol=1e-6)
+    np.testing.assert_array_equal(result.step_outputs, expected.step_outputs)
+
+
+def test_fixed_shape_search_pads_the_steps_after_every_row_ended():
+    steps, result = compiled_search([[2, END, 3, 3, 3, 3], [END, 4, 4, 4, 4, 4]], 6)
+    assert int(steps) == 2
+    np.testing.assert_array_equal(result.tokens, [[2, END, 0, 0, 0, 0], [END, 0, 0, 0, 0, 0]])
+    step_outputs = result.step_outputs.numpy()  # (batch, 6, 8)
+    assert step_outputs[0, :2].any() and not step_outputs[0, 2:].any() and not step_outputs[1, 1:].any()
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8, 17])
+def test_jit_compiled_translator_translates_like_the_graph_loop(dates_model, batch_size):
+    model, _, test_pairs = dates_model
+    texts = ([source for source, _ in test_pairs] + SENTENCES)[:batch_size]
+    graph = model.translator().greedy(tf.constant(texts))
+    translator = translator_lib.Translator(model, jit_compile=True)
+    fused = translator.greedy(tf.constant(texts))
+    assert set(fused) == set(graph)
+    for key in ("text", "source_tokens", "target_tokens", "length"):
+        np.testing.assert_array_equal(fused[key].numpy(), graph[key].numpy(), err_msg=key)
+    np.testing.assert_allclose(fused["score"], graph["score"], atol=1e-4)
+    np.testing.assert_allclose(fused["attention"], graph["attention"], atol=1e-5)
+
+
+def test_jit_compiled_export_handles_bad_input_and_reloads(dates_model, dates_export, tmp_path):
+    model = dates_model[0]
+    path = model.export(str(tmp_path / "xla" / "1"), jit_compile=True)
+    fused, graph = translator_lib.load(path), translator_lib.load(dates_export)
+    invalid_utf8 = [b"March \xff\xfe 3, 2021", b"\xc3"]
+    for texts in (SENTENCES, SENTENCES[:1], [""], ["x " * 2000], invalid_utf8, []):
+        batch = tf.constant(texts, tf.string)
+        fused_out, graph_out = fused.greedy(batch), graph.greedy(batch)
+        assert fused_out["text"].numpy().tolist() == graph_out["text"].numpy().tolist()
+        assert fused_out["attention"].shape == graph_out["attention"].shape
+    # The default signature of a greedy model goes through the same path.
+    serving = fused.signatures["serving_default"](text=tf.constant(SENTENCES[:2]))
+    expected = graph.greedy(tf.constant(SENTENCES[:2]))["text"]
+    assert serving["text"].numpy().tolist() == expected.numpy().tolist()
+
+
+def test_jit_compiled_path_with_a_bfloat16_projection(dates_model):
+    model, _, test_pairs = dates_model
+    texts = tf.constant([source for source, _ in test_pairs][:3])
+    graph = translator_lib.Translator(model, projection_dtype="bfloat16")
+    fused = translator_lib.Translator(model, projection_dtype="bfloat16", jit_compile=True)
+    graph_out, fused_out = graph.greedy(texts), fused.greedy(texts)
+    assert fused_out["text"].numpy().tolist() == graph_out["text"].numpy().tolist()
+    np.testing.assert_allclose(fused_out["score"], graph_out["score"], atol=1e-3)
