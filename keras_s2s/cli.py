@@ -94,7 +94,7 @@ def main(argv=None):
                         help="bfloat16: faster output projection on CPUs with bfloat16 "
                              "instructions (see the README's performance section)")
     export.add_argument("--jit-compile", action="store_true",
-                        help="greedy decoding of 1-16 sentences as one XLA program: lower "
+                        help="greedy decoding of 1-4 sentences as one XLA program: lower "
                              "latency; TensorFlow Serving then needs "
                              "--xla_cpu_compilation_enabled=true")
 

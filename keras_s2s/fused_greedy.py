@@ -26,8 +26,9 @@ def bucketed_source_ids(source_ids):
     with 0), batch' the next power of two (the real rows repeated, so that the extra rows
     finish with them). Callers keep the first `batch` rows of the results.
 
-    XLA compiles one program per shape; buckets keep the number of programs small (5 batch
-    sizes up to 16 rows, one per 8 source tokens) at the price of some padded work.
+    XLA compiles one program per shape; buckets keep the number of programs small (3 batch
+    sizes up to the translator's 4 rows, one per 8 source tokens) at the price of some
+    padded work.
     """
     batch, length = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
     padded_length = (length + SOURCE_LENGTH_BUCKET - 1) // SOURCE_LENGTH_BUCKET * SOURCE_LENGTH_BUCKET

@@ -1,0 +1,68 @@
+"""Two SavedModels timed in turns, in one process: a before/after figure that drift cannot fake.
+
+This machine's speed can drift by more from one minute to the next than a change moves it,
+so separate runs of `decoding_speed.py` cannot show a 10 % gain. Here both models decode
+the same batches round after round, A then B; each figure is the median over the rounds.
+
+    python ab_decoding.py --before /tmp/export-a --after /tmp/export-b --source test.spa \
+        --batch-sizes 1,4,64 --intra-op-threads 1
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_text  # noqa: E402,F401  registers the text ops
+from decoding_speed import read_sources  # noqa: E402
+
+
+def one_round(greedy, batches):
+    """Batch 1: median milliseconds per call; larger batches: sentences per second."""
+    if batches[0].shape[0] == 1:
+        times = []
+        for batch in batches:
+            start = time.perf_counter()
+            greedy(batch)["text"].numpy()
+            times.append(1000 * (time.perf_counter() - start))
+        return statistics.median(times)
+    start = time.perf_counter()
+    for batch in batches:
+        greedy(batch)["text"].numpy()
+    return sum(int(batch.shape[0]) for batch in batches) / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", required=True, help="SavedModel A")
+    parser.add_argument("--after", required=True, help="SavedModel B")
+    parser.add_argument("--source", required=True, help="sentences, one a line")
+    parser.add_argument("--sentences", type=int, default=640)
+    parser.add_argument("--batch-sizes", default="1,64")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--intra-op-threads", type=int, default=0)
+    args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    models = {"before": tf.saved_model.load(args.before), "after": tf.saved_model.load(args.after)}
+    sentences = read_sources(args.source, args.sentences)
+    for size in map(int, args.batch_sizes.split(",")):
+        # Batch 1 times 300 single sentences; larger batches go through all of them.
+        chosen = sentences[:300] if size == 1 else sentences
+        batches = [tf.constant(chosen[i:i + size]) for i in range(0, len(chosen), size)]
+        for model in models.values():  # warm-up: traces, and XLA programs, compile here
+            one_round(model.greedy, batches)
+        figures = {name: [] for name in models}
+        for _ in range(args.rounds):
+            for name, model in models.items():
+                figures[name].append(one_round(model.greedy, batches))
+        unit = "median ms" if size == 1 else "sentences/s"
+        before, after = (statistics.median(figures[name]) for name in models)
+        print(f"greedy batch {size} {unit}: before {before:.2f}, after {after:.2f} "
+              f"(after/before {after / before:.2f})")
+
+
+if __name__ == "__main__":
+    main()
