@@ -1,9 +1,5 @@
 """The XLA-compiled greedy path: same translations as the graph loop, bucketed shapes."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +9,7 @@ from keras_s2s.fused_greedy import SOURCE_LENGTH_BUCKET, bucketed_source_ids, fi
 from keras_s2s.search import greedy_search
 
 from .test_search import END, scripted_next_step
+from .test_translator import run_with_session_loader
 
 SENTENCES = ["Wednesday, March 3, 2021", "3rd of March 2021", "03/03/2021", "MAR 3 2021",
              "the 1st of January, 1900", "", "December 31, 1999 " * 12, "?? ~~ ¿"]
@@ -107,14 +104,7 @@ def test_jit_compiled_path_with_a_bfloat16_projection(dates_model):
 def test_session_based_loader_runs_the_jit_compiled_export(dates_model, jit_export):
     # The loader TensorFlow Serving uses; the server itself also needs
     # --xla_cpu_compilation_enabled=true to compile the XLA program.
-    script = ("import sys, tensorflow_text\n"
-              "from tensorflow.python.tools import saved_model_cli\n"
-              "sys.argv = ['saved_model_cli'] + sys.argv[1:]\n"
-              "saved_model_cli.main()\n")
-    result = subprocess.run(
-        [sys.executable, "-c", script, "run", "--dir", jit_export, "--tag_set", "serve",
-         "--signature_def", "greedy", "--input_exprs", 'text=["March 3, 2021"]'],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+    result = run_with_session_loader(jit_export, "greedy", "March 3, 2021")
     assert result.returncode == 0, result.stderr[-2000:]
     expected = dates_model[0].translator().greedy(tf.constant(["March 3, 2021"]))["text"][0]
     assert f"[{expected.numpy()!r}]" in result.stdout

@@ -67,17 +67,22 @@ def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_mo
     assert after["sample"] == [text.decode() for text in sample]
 
 
-def test_session_based_loader_runs_the_export(dates_model, dates_export):
-    # saved_model_cli's loader is the one TensorFlow Serving uses; it fails with
-    # "Could not find variable" when an export does not track its Keras variables.
+def run_with_session_loader(export, signature, text):
+    """`saved_model_cli run` on one text in a fresh process: the session-based loader that
+    TensorFlow Serving uses. Returns the finished process."""
     script = ("import sys, tensorflow_text\n"
               "from tensorflow.python.tools import saved_model_cli\n"
               "sys.argv = ['saved_model_cli'] + sys.argv[1:]\n"
               "saved_model_cli.main()\n")
-    result = subprocess.run(
-        [sys.executable, "-c", script, "run", "--dir", dates_export, "--tag_set", "serve",
-         "--signature_def", "serving_default", "--input_exprs", 'text=["March 3, 2021"]'],
+    return subprocess.run(
+        [sys.executable, "-c", script, "run", "--dir", export, "--tag_set", "serve",
+         "--signature_def", signature, "--input_exprs", f"text=[{text!r}]"],
         capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def test_session_based_loader_runs_the_export(dates_model, dates_export):
+    # It fails with "Could not find variable" when an export does not track its Keras variables.
+    result = run_with_session_loader(dates_export, "serving_default", "March 3, 2021")
     assert result.returncode == 0, result.stderr[-2000:]
     expected = dates_model[0].translate(["March 3, 2021"])[0]
     assert f"[b'{expected}']" in result.stdout
