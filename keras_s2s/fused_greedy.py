@@ -14,7 +14,7 @@ dropping finished rows.
 
 import tensorflow as tf
 
-from keras_s2s.search import SearchResult, most_likely
+from keras_s2s.search import SearchResult, most_likely, sequence_lengths, zero_rows
 
 # Source lengths are padded up to a multiple of this before compiling, so that sentences
 # of 1 to 8 tokens share one compiled program, 9 to 16 the next, and so on.
@@ -57,8 +57,9 @@ def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, ma
         context: nest of (batch, ...) tensors the step reads.
 
     Returns:
-        steps, a scalar int32 (the steps taken), and a `SearchResult` whose tokens and
-        step outputs have `max_length` steps; those after `steps` are padding and zeros.
+        steps, a scalar int32 (the steps taken), and a `SearchResult` whose tokens (batch,
+        max_length) and step outputs (batch, max_length, ...) have padding and zeros after
+        `steps`.
         The tokens and scores equal `search.greedy_search`'s.
     """
     batch = tf.shape(start_tokens)[0]
@@ -74,9 +75,7 @@ def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, ma
         # Finished rows stay in the batch (fixed shapes): they repeat padding, add nothing.
         next_tokens = tf.where(finished, pad_id, next_tokens)
         chosen = tf.where(finished, 0.0, chosen)
-        step_output = tf.cast(step_output, tf.float32)
-        step_output = tf.where(tf.reshape(finished, [-1] + [1] * (step_output.shape.rank - 1)),
-                               tf.zeros_like(step_output), step_output)
+        step_output = zero_rows(finished, step_output)  # float32
         arrays = tuple(array.write(step, value)
                        for array, value in zip(arrays, (next_tokens, chosen, step_output)))
         return step + 1, next_tokens, state, finished | tf.equal(next_tokens, end_id), arrays
@@ -86,9 +85,11 @@ def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, ma
     steps, _, _, _, arrays = tf.while_loop(keep_going, body, loop_vars,
                                            maximum_iterations=max_length)
     # Steps the loop never reached are still unwritten: stack() gives zeros there, so the
-    # tokens are padding (pad_id 0) and the step outputs are zeros.
+    # step outputs are zeros; the tokens get pad_id below.
     tokens, scores, step_outputs = (array.stack() for array in arrays)  # (max_length, batch, ...)
     tokens = tf.where(tf.range(max_length)[:, tf.newaxis] < steps, tokens, pad_id)
-    permutation = [1, 0] + list(range(2, step_outputs.shape.rank))
-    return steps, SearchResult(tf.transpose(tokens), None, tf.reduce_sum(scores, axis=0),
-                               tf.transpose(step_outputs, permutation))
+    tokens = tf.transpose(tokens)  # (batch, max_length)
+    permutation = [1, 0] + list(range(2, step_outputs.shape.rank))  # steps after batch
+    # A row without end_id ran all `steps`, which is then max_length: its length is right.
+    return steps, SearchResult(tokens, sequence_lengths(tokens, end_id),
+                               tf.reduce_sum(scores, axis=0), tf.transpose(step_outputs, permutation))

@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search
 from keras_s2s.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
-from keras_s2s.search import SearchResult, greedy_search, sample_search, sequence_lengths
+from keras_s2s.search import SearchResult, greedy_search, sample_search
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
 # Server contract: named inputs, named outputs, batch first on every output.
@@ -130,7 +130,7 @@ class Translator(tf.Module):
         result = sample_search(self._step, source.state, self._start_tokens(text),
                                END_ID, self.max_length, row_keys, temperature, top_k, top_p,
                                context=source.context)
-        return self._outputs(source, result)
+        return self._outputs(source.source_tokens, result)
 
     def _greedy(self, text):
         if not self.jit_compile:
@@ -143,31 +143,29 @@ class Translator(tf.Module):
         source = self._encode(text)
         result = greedy_search(self._step, source.state, self._start_tokens(text),
                                END_ID, self.max_length, context=source.context)
-        return self._outputs(source, result)
+        return self._outputs(source.source_tokens, result)
 
     def _fused_greedy(self, text):
         source_ids, source_tokens = self._source_ids(text)
-        steps, tokens, scores, attention = self._fused_decode(bucketed_source_ids(source_ids))
+        steps, result = self._fused_decode(bucketed_source_ids(source_ids))
         batch, length = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
         # Back from the buckets' shapes: the real rows, the steps taken, the real positions.
-        tokens = tokens[:batch, :steps]  # (batch', max_length) -> (batch, t)
-        attention = attention[:batch, :steps, :length]  # (batch, t, s)
-        result = SearchResult(tokens, sequence_lengths(tokens, END_ID), scores[:batch], attention)
-        return self._outputs(_Source(None, None, source_tokens), result)
+        tokens = result.tokens[:batch, :steps]  # (batch', max_length) -> (batch, t)
+        attention = result.step_outputs[:batch, :steps, :length]  # (batch, t, s)
+        result = SearchResult(tokens, result.lengths[:batch], result.scores[:batch], attention)
+        return self._outputs(source_tokens, result)
 
     @tf.function(jit_compile=True)
     def _fused_decode(self, source_ids):
-        """Encoder and greedy search as one XLA program: (steps, tokens (batch, max_length),
-        scores (batch,), attention (batch, max_length, s))."""
+        """Encoder and greedy search as one XLA program: steps and a `SearchResult` of
+        `max_length` steps (see `fixed_shape_greedy_search`)."""
+        # Keras' masked RNNs, not `Encoder.encode`: packing changes shapes at every step.
         encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
-        context = {"encoder_outputs": encoder_outputs, "source_mask": tf.not_equal(source_ids, PAD_ID)}
-        keys = self.decoder.compute_keys(encoder_outputs)
-        if keys is not None:
-            context["keys"] = keys
-        steps, result = fixed_shape_greedy_search(
+        context = _context(encoder_outputs, self.decoder.compute_keys(encoder_outputs),
+                           tf.not_equal(source_ids, PAD_ID))
+        return fixed_shape_greedy_search(
             self._step, self.decoder.initial_state(encoder_states),
             tf.fill([tf.shape(source_ids)[0]], START_ID), END_ID, self.max_length, context)
-        return steps, result.tokens, result.scores, result.step_outputs
 
     def _step(self, tokens, state, context):
         """The decoder step, reading the per-row source `context` made by `_encode`.
@@ -190,7 +188,7 @@ class Translator(tf.Module):
                              self.max_length, beam_size, self.length_penalty,
                              context=source.context)
         best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
-        outputs = self._outputs(source, SearchResult(*best, result.step_outputs[:, 0]))
+        outputs = self._outputs(source.source_tokens, SearchResult(*best, result.step_outputs[:, 0]))
         batch, width = tf.shape(result.tokens)[0], tf.shape(result.tokens)[2]
         flat_tokens = tf.reshape(result.tokens, [-1, width])  # (batch * beam, t)
         outputs["nbest"] = tf.reshape(self.target_text.decode(flat_tokens), [batch, beam_size])
@@ -230,14 +228,11 @@ class Translator(tf.Module):
         """Source side, once per sentence: the decoder's initial state and the per-row
         context every step reads."""
         state, encoder_outputs, keys, source_mask, source_tokens = self._encode_source(text)
-        # `keys` is absent without attention.
-        context = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
-        if keys is not None:
-            context["keys"] = keys
-        return _Source(state, context, source_tokens)
+        return _Source(state, _context(encoder_outputs, keys, source_mask), source_tokens)
 
-    def _outputs(self, source, result):
-        """The output dict shared by every decoding, from a `SearchResult` (batch first)."""
+    def _outputs(self, source_tokens, result):
+        """The output dict shared by every decoding, from the source tokens (batch, s) that
+        label the attention columns and a `SearchResult` (batch first)."""
         tokens = result.tokens  # (batch, t)
         target_tokens = tf.where(tf.equal(tokens, PAD_ID), "", self.target_text.ids_to_tokens(tokens))
         return {
@@ -245,7 +240,7 @@ class Translator(tf.Module):
             "score": result.scores,
             "length": result.lengths,
             "attention": result.step_outputs,  # (batch, t, s)
-            "source_tokens": source.source_tokens,
+            "source_tokens": source_tokens,
             "target_tokens": target_tokens,
         }
 
@@ -277,6 +272,15 @@ class Translator(tf.Module):
 
 
 _Source = collections.namedtuple("_Source", ["state", "context", "source_tokens"])
+
+
+def _context(encoder_outputs, keys, source_mask):
+    """The per-row tensors every decoder step reads (`Translator._step`); no keys entry
+    without attention."""
+    context = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
+    if keys is not None:
+        context["keys"] = keys
+    return context
 
 
 def _file_backed(processor, directory, side):

@@ -46,6 +46,7 @@ def test_fixed_shape_search_compiled_by_xla_matches_greedy_search():
                              tf.zeros([3], tf.int32), END, 5)
     assert int(steps) == 5  # the third row never ends: the loop stops at max_length
     np.testing.assert_array_equal(result.tokens, expected.tokens)
+    np.testing.assert_array_equal(result.lengths, expected.lengths)
     np.testing.assert_allclose(result.scores, expected.scores, rtol=1e-6)
     np.testing.assert_array_equal(result.step_outputs, expected.step_outputs)
 
@@ -54,6 +55,7 @@ def test_fixed_shape_search_pads_the_steps_after_every_row_ended():
     steps, result = compiled_search([[2, END, 3, 3, 3, 3], [END, 4, 4, 4, 4, 4]], 6)
     assert int(steps) == 2
     np.testing.assert_array_equal(result.tokens, [[2, END, 0, 0, 0, 0], [END, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(result.lengths, [2, 1])
     step_outputs = result.step_outputs.numpy()  # (batch, 6, 8)
     assert step_outputs[0, :2].any() and not step_outputs[0, 2:].any() and not step_outputs[1, 1:].any()
 
