@@ -20,18 +20,18 @@ import tensorflow_text  # noqa: E402,F401  registers the text ops
 from decoding_speed import read_sources  # noqa: E402
 
 
-def one_round(greedy, batches):
+def one_round(decode, batches):
     """Batch 1: median milliseconds per call; larger batches: sentences per second."""
     if batches[0].shape[0] == 1:
         times = []
         for batch in batches:
             start = time.perf_counter()
-            greedy(batch)["text"].numpy()
+            decode(batch)["text"].numpy()
             times.append(1000 * (time.perf_counter() - start))
         return statistics.median(times)
     start = time.perf_counter()
     for batch in batches:
-        greedy(batch)["text"].numpy()
+        decode(batch)["text"].numpy()
     return sum(int(batch.shape[0]) for batch in batches) / (time.perf_counter() - start)
 
 
@@ -44,23 +44,32 @@ def main():
     parser.add_argument("--batch-sizes", default="1,64")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--intra-op-threads", type=int, default=0)
+    parser.add_argument("--beam-size", type=int, default=0, help="time beam search (0: greedy)")
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     models = {"before": tf.saved_model.load(args.before), "after": tf.saved_model.load(args.after)}
+    if args.beam_size:
+        beam_size = tf.constant(args.beam_size)
+        decoders = {name: (lambda text, model=model: model.beam(text, beam_size))
+                    for name, model in models.items()}
+        label = f"beam {args.beam_size}"
+    else:
+        decoders = {name: model.greedy for name, model in models.items()}
+        label = "greedy"
     sentences = read_sources(args.source, args.sentences)
     for size in map(int, args.batch_sizes.split(",")):
         # Batch 1 times 300 single sentences; larger batches go through all of them.
         chosen = sentences[:300] if size == 1 else sentences
         batches = [tf.constant(chosen[i:i + size]) for i in range(0, len(chosen), size)]
-        for model in models.values():  # warm-up: traces, and XLA programs, compile here
-            one_round(model.greedy, batches)
-        figures = {name: [] for name in models}
+        for decode in decoders.values():  # warm-up: traces, and XLA programs, compile here
+            one_round(decode, batches)
+        figures = {name: [] for name in decoders}
         for _ in range(args.rounds):
-            for name, model in models.items():
-                figures[name].append(one_round(model.greedy, batches))
+            for name, decode in decoders.items():
+                figures[name].append(one_round(decode, batches))
         unit = "median ms" if size == 1 else "sentences/s"
-        before, after = (statistics.median(figures[name]) for name in models)
-        print(f"greedy batch {size} {unit}: before {before:.2f}, after {after:.2f} "
+        before, after = (statistics.median(figures[name]) for name in decoders)
+        print(f"{label} batch {size} {unit}: before {before:.2f}, after {after:.2f} "
               f"(after/before {after / before:.2f})")
 
 

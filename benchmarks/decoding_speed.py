@@ -122,6 +122,9 @@ def main():
     parser.add_argument("--jit-compile", action="store_true",
                         help="with --checkpoint-dir: export with XLA-compiled greedy decoding "
                              "of small batches")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="with --checkpoint-dir: export decoding batches in this many "
+                             "concurrent parts (pair with --intra-op-threads 1)")
     parser.add_argument("--source", required=True, help="sentences, one a line")
     parser.add_argument("--sentences", type=int, default=1024)
     parser.add_argument("--batch-sizes", default="1,16,64,256")
@@ -145,7 +148,8 @@ def main():
 
         model = load_trained_model(args.checkpoint_dir)
         start = time.perf_counter()
-        model.export(args.model, projection_dtype=args.projection_dtype, jit_compile=args.jit_compile)
+        model.export(args.model, projection_dtype=args.projection_dtype, jit_compile=args.jit_compile,
+                     shards=args.shards)
         export_seconds = time.perf_counter() - start
     start = time.perf_counter()
     translator = tf.saved_model.load(args.model)

@@ -97,6 +97,10 @@ def main(argv=None):
                         help="greedy decoding of 1-4 sentences as one XLA program: lower "
                              "latency; TensorFlow Serving then needs "
                              "--xla_cpu_compilation_enabled=true")
+    export.add_argument("--shards", type=int, default=1,
+                        help="decode a batch in this many parts at once, one per core; for "
+                             "a server run with one thread per op "
+                             "(--tensorflow_intra_op_parallelism=1)")
 
     args = parser.parse_args(argv)
     try:
@@ -196,6 +200,7 @@ def _export(args):
     model = load_trained_model(args.checkpoint_dir)
     if args.average_last > 1:
         average_checkpoints(model, args.checkpoint_dir, args.average_last)
-    exported = model.export(output, projection_dtype=args.projection_dtype, jit_compile=args.jit_compile)
+    exported = model.export(output, projection_dtype=args.projection_dtype,
+                            jit_compile=args.jit_compile, shards=args.shards)
     print(f"Exported {exported}")
     return 0

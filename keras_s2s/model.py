@@ -193,18 +193,19 @@ class Seq2Seq(keras.Model):
         outputs = self.translator(max_length).translate(tf.constant(list(texts), tf.string))
         return [text.decode("utf-8") for text in outputs["text"].numpy()]
 
-    def export(self, filepath, max_length=None, projection_dtype="float32", jit_compile=False):
+    def export(self, filepath, max_length=None, projection_dtype="float32", jit_compile=False,
+               shards=1):
         """Writes a SavedModel that maps raw strings to translations; returns `filepath`.
 
-        `projection_dtype="bfloat16"`, `jit_compile=True`: see `Translator`.
+        `projection_dtype="bfloat16"`, `jit_compile=True`, `shards`: see `Translator`.
         """
-        if projection_dtype == "float32" and not jit_compile:
+        if projection_dtype == "float32" and not jit_compile and shards == 1:
             return self.translator(max_length).save(filepath)
         # Not cached: a bfloat16 translator holds a copy of W_s, which must be today's.
         from keras_s2s.translator import Translator
 
         return Translator(self, max_length=max_length, projection_dtype=projection_dtype,
-                          jit_compile=jit_compile).save(filepath)
+                          jit_compile=jit_compile, shards=shards).save(filepath)
 
     def save_spec(self, directory, train_config=None):
         """Writes config.json and both vocabularies into `directory` (a model directory)."""

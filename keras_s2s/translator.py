@@ -29,6 +29,10 @@ PROJECTION_DTYPES = ("float32", "bfloat16")
 # it, dropping finished rows gains more: with one thread per op the fused path ran batch 8
 # at 703 sentences/s against the graph loop's 751 (README, performance section).
 FUSED_MAX_ROWS = 4
+# With shards > 1, a batch is split only when every part gets at least this many rows. With
+# one thread per op, two parts ran batch 4 at 560 sentences/s against 523 in one loop, and
+# batch 16 at 1,312 against 1,056 (README, performance section).
+MIN_ROWS_PER_SHARD = 2
 # Replayed by the model server on load: an ordinary sentence and the empty string.
 WARMUP_TEXTS = ("This is a warm-up request.", "")
 
@@ -50,6 +54,12 @@ class Translator(tf.Module):
             latency; same translations. XLA compiles once per batch size and source length
             bucket, on first use. TensorFlow Serving runs such a model only with
             `--xla_cpu_compilation_enabled=true`.
+        shards: split a batch of at least `MIN_ROWS_PER_SHARD` rows per shard into this
+            many parts, each encoded and searched by its own graph loop; TensorFlow runs
+            independent loops at the same time on its inter-op threads, so with one thread
+            per op (`tf.config.threading.set_intra_op_parallelism_threads(1)`, TensorFlow
+            Serving's `--tensorflow_intra_op_parallelism=1`) one request uses a core per
+            part. Set it to the cores a request may use. Same translations.
 
     Methods (each a `tf.function`, each a signature of the SavedModel):
         translate(text): the model's configured decoding (`ModelConfig.beam_size`,
@@ -70,7 +80,8 @@ class Translator(tf.Module):
         target_tokens: (batch, t) string, the tokens the attention rows refer to.
     """
 
-    def __init__(self, model, max_length=None, projection_dtype="float32", jit_compile=False):
+    def __init__(self, model, max_length=None, projection_dtype="float32", jit_compile=False,
+                 shards=1):
         super().__init__(name="translator")
         self.max_length = int(model.model_config.max_target_length if max_length is None else max_length)
         if self.max_length < 1:
@@ -80,6 +91,9 @@ class Translator(tf.Module):
                              f"got {projection_dtype!r}.")
         self.projection_dtype = projection_dtype
         self.jit_compile = bool(jit_compile)
+        if int(shards) != shards or shards < 1:
+            raise ValueError(f"shards must be a positive integer; got {shards!r}.")
+        self.shards = int(shards)
         if projection_dtype == "bfloat16":
             # Cast once here, not at every step; the export then stores this copy only.
             projection = model.decoder.output_projection
@@ -124,13 +138,15 @@ class Translator(tf.Module):
                                   tf.TensorSpec([], tf.float32, name="top_p"),
                                   tf.TensorSpec([], tf.int64, name="seed")])
     def sample(self, text, temperature, top_k, top_p, seed):
-        source = self._encode(text)
         # One key per row from its text and the seed: the draw never depends on the batch.
         row_keys = tf.bitwise.bitwise_xor(tf.strings.to_hash_bucket_fast(text, 2 ** 62), seed)
-        result = sample_search(self._step, source.state, self._start_tokens(text),
-                               END_ID, self.max_length, row_keys, temperature, top_k, top_p,
-                               context=source.context)
-        return self._outputs(source.source_tokens, result)
+
+        def search(source, rows):
+            return sample_search(self._step, source.state, _start_tokens(rows), END_ID,
+                                 self.max_length, tf.gather(row_keys, rows), temperature,
+                                 top_k, top_p, context=source.context)
+
+        return self._outputs(*self._search(text, search))
 
     def _greedy(self, text):
         if not self.jit_compile:
@@ -140,10 +156,11 @@ class Translator(tf.Module):
                        lambda: self._fused_greedy(text), lambda: self._graph_greedy(text))
 
     def _graph_greedy(self, text):
-        source = self._encode(text)
-        result = greedy_search(self._step, source.state, self._start_tokens(text),
-                               END_ID, self.max_length, context=source.context)
-        return self._outputs(source.source_tokens, result)
+        def search(source, rows):
+            return greedy_search(self._step, source.state, _start_tokens(rows), END_ID,
+                                 self.max_length, context=source.context)
+
+        return self._outputs(*self._search(text, search))
 
     def _fused_greedy(self, text):
         source_ids, source_tokens = self._source_ids(text)
@@ -183,34 +200,65 @@ class Translator(tf.Module):
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
-        source = self._encode(text)
-        result = beam_search(self._step, source.state, self._start_tokens(text), END_ID,
-                             self.max_length, beam_size, self.length_penalty,
-                             context=source.context)
+
+        def search(source, rows):
+            return beam_search(self._step, source.state, _start_tokens(rows), END_ID,
+                               self.max_length, beam_size, self.length_penalty,
+                               context=source.context)
+
+        source_tokens, result = self._search(text, search)
         best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
-        outputs = self._outputs(source.source_tokens, SearchResult(*best, result.step_outputs[:, 0]))
+        outputs = self._outputs(source_tokens, SearchResult(*best, result.step_outputs[:, 0]))
         batch, width = tf.shape(result.tokens)[0], tf.shape(result.tokens)[2]
         flat_tokens = tf.reshape(result.tokens, [-1, width])  # (batch * beam, t)
         outputs["nbest"] = tf.reshape(self.target_text.decode(flat_tokens), [batch, beam_size])
         outputs["nbest_scores"] = result.scores  # (batch, beam)
         return outputs
 
-    def _start_tokens(self, text):
-        return tf.fill([tf.shape(text)[0]], START_ID)
+    def _search(self, text, search):
+        """Tokenises `text` and runs `search(source, rows)` over its sentences; returns the
+        source tokens (batch, s) and the search's result for the whole batch, in order.
 
-    @tf.function(input_signature=[TEXT])
-    def _encode_source(self, text):
-        """Tokenise and encode, shared by every signature (stored once in the SavedModel).
-
-        Returns initial decoder state, encoder outputs (batch, s, units), attention keys
-        (or None), the source mask (batch, s) and the source tokens (batch, s) string that
-        label the attention columns.
+        `source` is the `_Source` of the sentences at batch positions `rows` (rows,). With
+        `shards` > 1 and enough rows, the batch is searched in parts (`_search_in_shards`).
         """
         source_ids, source_tokens = self._source_ids(text)
+        batch = tf.shape(source_ids)[0]
+        whole = lambda: search(self._encode(source_ids), tf.range(batch))  # noqa: E731
+        if self.shards == 1:
+            return source_tokens, whole()
+        return source_tokens, tf.cond(batch >= MIN_ROWS_PER_SHARD * self.shards,
+                                      lambda: self._search_in_shards(source_ids, search), whole)
+
+    def _search_in_shards(self, source_ids, search):
+        """`search` on `shards` parts of the batch, each with its own encoder call and graph
+        loop, which nothing orders: the graph runs them at the same time. The results are
+        put back in batch order, padded to the longest part's steps.
+        """
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)
+        # Dealt like cards from the longest down: every part gets sentences of every
+        # length, so the parts' loops run about as many steps and end together.
+        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+        parts = [order[index::self.shards] for index in range(self.shards)]  # (rows,) each
+        results = []
+        for rows in parts:
+            # Each part is as wide as its own longest sentence, not the batch's.
+            width = tf.reduce_max(tf.gather(lengths, rows))
+            part_ids = tf.gather(source_ids, rows)[:, :width]  # (rows, width)
+            results.append(search(self._encode(part_ids), rows))
+        restore = tf.math.invert_permutation(tf.concat(parts, axis=0))
+        return tf.nest.map_structure(
+            lambda *values: tf.gather(_concat_padded(values), restore), *results)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def _encode_ids(self, source_ids):
+        """Source ids (batch, s) -> initial decoder state, encoder outputs (batch, s, units),
+        attention keys (or None) and the source mask (batch, s); one function, stored once
+        in the SavedModel, for every signature and part."""
         encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
         keys = self.decoder.compute_keys(encoder_outputs)
         return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
-                tf.not_equal(source_ids, PAD_ID), source_tokens)
+                tf.not_equal(source_ids, PAD_ID))
 
     def _source_ids(self, text):
         """(batch,) string -> source ids (batch, s), [END] last, and their tokens (batch, s)."""
@@ -224,11 +272,11 @@ class Translator(tf.Module):
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(source_ids)[1])]])
         return source_ids, source_tokens
 
-    def _encode(self, text):
+    def _encode(self, source_ids):
         """Source side, once per sentence: the decoder's initial state and the per-row
         context every step reads."""
-        state, encoder_outputs, keys, source_mask, source_tokens = self._encode_source(text)
-        return _Source(state, _context(encoder_outputs, keys, source_mask), source_tokens)
+        state, encoder_outputs, keys, source_mask = self._encode_ids(source_ids)
+        return _Source(state, _context(encoder_outputs, keys, source_mask))
 
     def _outputs(self, source_tokens, result):
         """The output dict shared by every decoding, from the source tokens (batch, s) that
@@ -271,7 +319,24 @@ class Translator(tf.Module):
         return path
 
 
-_Source = collections.namedtuple("_Source", ["state", "context", "source_tokens"])
+_Source = collections.namedtuple("_Source", ["state", "context"])
+
+
+def _start_tokens(rows):
+    """(rows,) batch positions -> (rows,) [START] tokens."""
+    return tf.fill(tf.shape(rows), START_ID)
+
+
+def _concat_padded(tensors):
+    """Concatenates (rows_i, ...) tensors on the first axis, zero-padding every other axis
+    to the largest size among them (parts differ in steps taken and source width)."""
+    largest = tf.reduce_max(tf.stack([tf.shape(tensor) for tensor in tensors]), axis=0)
+
+    def pad(tensor):
+        missing = tf.concat([[0], largest[1:] - tf.shape(tensor)[1:]], axis=0)  # (rank,)
+        return tf.pad(tensor, tf.stack([tf.zeros_like(missing), missing], axis=1))
+
+    return tf.concat([pad(tensor) for tensor in tensors], axis=0)
 
 
 def _context(encoder_outputs, keys, source_mask):

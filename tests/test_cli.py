@@ -67,11 +67,14 @@ def test_train_resumes_then_exports_and_translates(tmp_path):
                                               / "variables")).get_variable_to_dtype_map()
         assert (tf.bfloat16 in stored.values()) == (dtype == "bfloat16")
     compiled = keras_s2s("export", "--checkpoint-dir", checkpoints, "--name", "dates",
-                         "--base-dir", tmp_path / "models", "--average-last", "2", "--jit-compile")
+                         "--base-dir", tmp_path / "models", "--average-last", "2", "--jit-compile",
+                         "--shards", "2")
     assert compiled.returncode == 0, compiled.stderr[-3000:]
     versions = [tmp_path / "models" / "dates" / version for version in ("1", "3")]
-    outputs = [keras_s2s("translate", "--model", version, "March 3, 2021", "").stdout for version in versions]
-    assert outputs[0] == outputs[1] and len(outputs[1].splitlines()) == 2
+    # Two sentences take the XLA path; five, two parts decoded at once.
+    for texts in (["March 3, 2021", ""], ["March 3, 2021", "", "1 jan 1999", "12/12/2012", "?"]):
+        outputs = [keras_s2s("translate", "--model", version, *texts).stdout for version in versions]
+        assert outputs[0] == outputs[1] and len(outputs[1].splitlines()) == len(texts)
 
 
 def test_train_on_a_pair_file_reports_malformed_lines(tmp_path):
