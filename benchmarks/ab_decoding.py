@@ -10,6 +10,7 @@ the same batches round after round, A then B; each figure is the median over the
 
 import argparse
 import os
+import resource
 import statistics
 import time
 
@@ -21,18 +22,24 @@ from decoding_speed import read_sources  # noqa: E402
 
 
 def one_round(decode, batches):
-    """Batch 1: median milliseconds per call; larger batches: sentences per second."""
-    if batches[0].shape[0] == 1:
-        times = []
-        for batch in batches:
-            start = time.perf_counter()
-            decode(batch)["text"].numpy()
-            times.append(1000 * (time.perf_counter() - start))
-        return statistics.median(times)
-    start = time.perf_counter()
+    """Batch 1: median milliseconds per call; larger batches: sentences per second. Also
+    the cores the process kept busy: its CPU time over the round's wall time."""
+    cpu_start, start = _cpu_seconds(), time.perf_counter()
+    times = []
     for batch in batches:
+        call_start = time.perf_counter()
         decode(batch)["text"].numpy()
-    return sum(int(batch.shape[0]) for batch in batches) / (time.perf_counter() - start)
+        times.append(1000 * (time.perf_counter() - call_start))
+    seconds = time.perf_counter() - start
+    cores = (_cpu_seconds() - cpu_start) / seconds
+    if batches[0].shape[0] == 1:
+        return statistics.median(times), cores
+    return sum(int(batch.shape[0]) for batch in batches) / seconds, cores
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -68,9 +75,11 @@ def main():
             for name, decode in decoders.items():
                 figures[name].append(one_round(decode, batches))
         unit = "median ms" if size == 1 else "sentences/s"
-        before, after = (statistics.median(figures[name]) for name in decoders)
+        (before, before_cores), (after, after_cores) = (
+            [statistics.median(values) for values in zip(*figures[name])] for name in decoders)
         print(f"{label} batch {size} {unit}: before {before:.2f}, after {after:.2f} "
-              f"(after/before {after / before:.2f})")
+              f"(after/before {after / before:.2f}); cores busy: before {before_cores:.2f}, "
+              f"after {after_cores:.2f}")
 
 
 if __name__ == "__main__":
