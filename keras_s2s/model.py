@@ -201,7 +201,8 @@ class Seq2Seq(keras.Model):
         """
         if projection_dtype == "float32" and not jit_compile and shards == 1:
             return self.translator(max_length).save(filepath)
-        # Not cached: a bfloat16 translator holds a copy of W_s, which must be today's.
+        # Not cached: a bfloat16 translator holds a copy of W_s, which must be today's, and
+        # `translate` keeps using the plain translator whatever an export asked for.
         from keras_s2s.translator import Translator
 
         return Translator(self, max_length=max_length, projection_dtype=projection_dtype,

@@ -10,6 +10,7 @@ travel as text files in `assets/`. Load it with only TensorFlow and TensorFlow T
 """
 
 import collections
+import numbers
 import os
 import tempfile
 
@@ -19,6 +20,7 @@ from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search
 from keras_s2s.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
 from keras_s2s.search import SearchResult, greedy_search, sample_search
+from keras_s2s.shards import MIN_ROWS_PER_SHARD, search_in_shards
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
 # Server contract: named inputs, named outputs, batch first on every output.
@@ -29,10 +31,6 @@ PROJECTION_DTYPES = ("float32", "bfloat16")
 # it, dropping finished rows gains more: with one thread per op the fused path ran batch 8
 # at 703 sentences/s against the graph loop's 751 (README, performance section).
 FUSED_MAX_ROWS = 4
-# With shards > 1, a batch is split only when every part gets at least this many rows. With
-# one thread per op, two parts ran batch 4 at 560 sentences/s against 523 in one loop, and
-# batch 16 at 1,312 against 1,056 (README, performance section).
-MIN_ROWS_PER_SHARD = 2
 # Replayed by the model server on load: an ordinary sentence and the empty string.
 WARMUP_TEXTS = ("This is a warm-up request.", "")
 
@@ -55,11 +53,13 @@ class Translator(tf.Module):
             bucket, on first use. TensorFlow Serving runs such a model only with
             `--xla_cpu_compilation_enabled=true`.
         shards: split a batch of at least `MIN_ROWS_PER_SHARD` rows per shard into this
-            many parts, each encoded and searched by its own graph loop; TensorFlow runs
-            independent loops at the same time on its inter-op threads, so with one thread
-            per op (`tf.config.threading.set_intra_op_parallelism_threads(1)`, TensorFlow
-            Serving's `--tensorflow_intra_op_parallelism=1`) one request uses a core per
-            part. Set it to the cores a request may use. Same translations.
+            many parts, each encoded and searched by its own graph loop, which TensorFlow
+            runs at the same time (`keras_s2s.shards`). With one thread per op
+            (`tf.config.threading.set_intra_op_parallelism_threads(1)`, TensorFlow
+            Serving's `--tensorflow_intra_op_parallelism=1`) one request then uses a core
+            per part: set it to the cores a request may use. Same translations. With
+            `jit_compile`, greedy batches of up to `FUSED_MAX_ROWS` take the XLA path
+            instead, unsplit.
 
     Methods (each a `tf.function`, each a signature of the SavedModel):
         translate(text): the model's configured decoding (`ModelConfig.beam_size`,
@@ -91,7 +91,7 @@ class Translator(tf.Module):
                              f"got {projection_dtype!r}.")
         self.projection_dtype = projection_dtype
         self.jit_compile = bool(jit_compile)
-        if int(shards) != shards or shards < 1:
+        if not isinstance(shards, numbers.Integral) or isinstance(shards, bool) or shards < 1:
             raise ValueError(f"shards must be a positive integer; got {shards!r}.")
         self.shards = int(shards)
         if projection_dtype == "bfloat16":
@@ -220,35 +220,22 @@ class Translator(tf.Module):
         source tokens (batch, s) and the search's result for the whole batch, in order.
 
         `source` is the `_Source` of the sentences at batch positions `rows` (rows,). With
-        `shards` > 1 and enough rows, the batch is searched in parts (`_search_in_shards`).
+        `shards` > 1 and enough rows, the batch is searched in parts (`keras_s2s.shards`).
         """
         source_ids, source_tokens = self._source_ids(text)
         batch = tf.shape(source_ids)[0]
-        whole = lambda: search(self._encode(source_ids), tf.range(batch))  # noqa: E731
+
+        def encode_and_search(ids, rows):
+            return search(self._encode(ids), rows)
+
+        def whole():
+            return encode_and_search(source_ids, tf.range(batch))
+
         if self.shards == 1:
             return source_tokens, whole()
-        return source_tokens, tf.cond(batch >= MIN_ROWS_PER_SHARD * self.shards,
-                                      lambda: self._search_in_shards(source_ids, search), whole)
-
-    def _search_in_shards(self, source_ids, search):
-        """`search` on `shards` parts of the batch, each with its own encoder call and graph
-        loop, which nothing orders: the graph runs them at the same time. The results are
-        put back in batch order, padded to the longest part's steps.
-        """
-        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)
-        # Dealt like cards from the longest down: every part gets sentences of every
-        # length, so the parts' loops run about as many steps and end together.
-        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-        parts = [order[index::self.shards] for index in range(self.shards)]  # (rows,) each
-        results = []
-        for rows in parts:
-            # Each part is as wide as its own longest sentence, not the batch's.
-            width = tf.reduce_max(tf.gather(lengths, rows))
-            part_ids = tf.gather(source_ids, rows)[:, :width]  # (rows, width)
-            results.append(search(self._encode(part_ids), rows))
-        restore = tf.math.invert_permutation(tf.concat(parts, axis=0))
-        return tf.nest.map_structure(
-            lambda *values: tf.gather(_concat_padded(values), restore), *results)
+        return source_tokens, tf.cond(
+            batch >= MIN_ROWS_PER_SHARD * self.shards,
+            lambda: search_in_shards(source_ids, encode_and_search, self.shards), whole)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
     def _encode_ids(self, source_ids):
@@ -325,18 +312,6 @@ _Source = collections.namedtuple("_Source", ["state", "context"])
 def _start_tokens(rows):
     """(rows,) batch positions -> (rows,) [START] tokens."""
     return tf.fill(tf.shape(rows), START_ID)
-
-
-def _concat_padded(tensors):
-    """Concatenates (rows_i, ...) tensors on the first axis, zero-padding every other axis
-    to the largest size among them (parts differ in steps taken and source width)."""
-    largest = tf.reduce_max(tf.stack([tf.shape(tensor) for tensor in tensors]), axis=0)
-
-    def pad(tensor):
-        missing = tf.concat([[0], largest[1:] - tf.shape(tensor)[1:]], axis=0)  # (rank,)
-        return tf.pad(tensor, tf.stack([tf.zeros_like(missing), missing], axis=1))
-
-    return tf.concat([pad(tensor) for tensor in tensors], axis=0)
 
 
 def _context(encoder_outputs, keys, source_mask):

@@ -68,15 +68,16 @@ def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_mo
 
 
 def run_with_session_loader(export, signature, text):
-    """`saved_model_cli run` on one text in a fresh process: the session-based loader that
-    TensorFlow Serving uses. Returns the finished process."""
+    """`saved_model_cli run` on one text (or a list of texts) in a fresh process: the
+    session-based loader that TensorFlow Serving uses. Returns the finished process."""
+    texts = [text] if isinstance(text, str) else list(text)
     script = ("import sys, tensorflow_text\n"
               "from tensorflow.python.tools import saved_model_cli\n"
               "sys.argv = ['saved_model_cli'] + sys.argv[1:]\n"
               "saved_model_cli.main()\n")
     return subprocess.run(
         [sys.executable, "-c", script, "run", "--dir", export, "--tag_set", "serve",
-         "--signature_def", signature, "--input_exprs", f"text=[{text!r}]"],
+         "--signature_def", signature, "--input_exprs", f"text={texts!r}"],
         capture_output=True, text=True, env=ENV, timeout=300)
 
 
