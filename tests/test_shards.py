@@ -80,6 +80,17 @@ def test_parts_translate_like_one_loop(dates_model, sharded_translators, shards,
                             decode_every_way(model.translator(), texts[:batch_size]), batch_size)
 
 
+def test_parts_share_the_bfloat16_projection(dates_model):
+    model, _, test_pairs = dates_model
+    text = tf.constant(mixed_texts(test_pairs)[:6])
+    # Kept in a list: a translator's tf.functions hold it only weakly.
+    translators = [translator_lib.Translator(model, projection_dtype="bfloat16", shards=shards)
+                   for shards in (1, 2)]
+    whole, parts = (translator.greedy(text) for translator in translators)
+    np.testing.assert_array_equal(parts["text"], whole["text"])
+    np.testing.assert_allclose(parts["score"], whole["score"], atol=1e-5)
+
+
 def ancestors(nodes, name):
     """Every node `name` depends on, through data and control inputs, within one function."""
     seen, pending = set(), [name]

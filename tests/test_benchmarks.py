@@ -1,0 +1,55 @@
+"""The decoding benchmarks run end to end on a small export and report what they measured."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from .test_translator import ENV
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_benchmark(script, *arguments):
+    result = subprocess.run([sys.executable, script, *map(str, arguments)], cwd=BENCHMARKS,
+                            capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def write_sources(dates_model, tmp_path):
+    path = tmp_path / "sources.txt"
+    path.write_text("\n".join(source for source, _ in dates_model[2][:16]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_decoding_speed_reports_every_figure(dates_model, dates_export, tmp_path):
+    report_path = tmp_path / "report.json"
+    run_benchmark("decoding_speed.py", "--model", dates_export,
+                  "--source", write_sources(dates_model, tmp_path), "--sentences", 16,
+                  "--batch-sizes", "1,4", "--beam-sizes", "2", "--intra-op-threads", 1,
+                  "--output", report_path)
+    report = json.loads(report_path.read_text())
+    assert report["intra_op_threads"] == 1 and report["saved_model_bytes"] > 0
+    for decoder in ("greedy", "beam 2"):
+        figures = report["decoders"][decoder]
+        assert figures["batch 1"] > 0 and figures["batch 4"] > 0
+        assert 0 < figures["batch 1 p50 ms"] <= figures["batch 1 p99 ms"]
+    floor = report["matmul floor, greedy"]
+    assert floor["mean output tokens"] > 1 and floor["batch 1 floor ms"] > 0
+
+
+def test_ab_decoding_times_two_exports_in_turns(dates_model, dates_export, tmp_path):
+    sharded = dates_model[0].export(str(tmp_path / "sharded"), shards=2)
+    output = run_benchmark("ab_decoding.py", "--before", dates_export, "--after", sharded,
+                           "--source", write_sources(dates_model, tmp_path), "--sentences", 16,
+                           "--batch-sizes", "1,8", "--rounds", 1, "--beam-size", 2)
+    number = r"(\d+\.\d+)"
+    for batch, unit in (("1", "median ms"), ("8", "sentences/s")):
+        line = re.search(rf"beam 2 batch {batch} {unit}: before {number}, after {number} "
+                         rf"\(after/before {number}\); cores busy: before {number}, after {number}",
+                         output)
+        assert line, output
+        before, after, ratio = (float(value) for value in line.groups()[:3])
+        assert before > 0 and after > 0 and abs(ratio - after / before) < 0.01
