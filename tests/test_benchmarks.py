@@ -53,3 +53,14 @@ def test_ab_decoding_times_two_exports_in_turns(dates_model, dates_export, tmp_p
         assert line, output
         before, after, ratio = (float(value) for value in line.groups()[:3])
         assert before > 0 and after > 0 and abs(ratio - after / before) < 0.01
+
+
+def test_op_trace_names_the_loops_and_the_costliest_ops(dates_model, dates_export, tmp_path):
+    output = run_benchmark("op_trace.py", "--model", dates_export,
+                           "--source", write_sources(dates_model, tmp_path), "--batch-size", 8,
+                           "--top", 5)
+    assert re.search(r"greedy, batch 8: \d+ ops, [\d.]+ ms of op time, \d+ decoding steps", output)
+    for loop in ("decoding loop", "encoder loop", "outside loops"):
+        assert re.search(rf"^{loop} +[\d.]+ +[\d.]+% +\d+$", output, re.MULTILINE), output
+    ranked = output.split("runs\n", 1)[1].strip().splitlines()
+    assert len(ranked) == 5
