@@ -164,10 +164,10 @@ def _evaluate(args):
 
 def _plot(args):
     from keras_s2s import translator as translator_lib
-    from keras_s2s.plotting import plot_translation
+    from keras_s2s.plotting import translate_and_plot
 
-    translation = plot_translation(translator_lib.load(args.model), args.text, args.output,
-                                   args.beam_size)
+    translation = translate_and_plot(translator_lib.load(args.model), args.text, args.output,
+                                     args.beam_size)
     print(f"{translation}\nWrote {args.output}")
     return 0
 

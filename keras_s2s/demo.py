@@ -11,7 +11,7 @@ from keras_s2s.config import preset
 from keras_s2s.data import make_dataset
 from keras_s2s.metrics import exact_match
 from keras_s2s.model import Seq2Seq
-from keras_s2s.plotting import plot_attention, plot_history
+from keras_s2s.plotting import plot_history, plot_translation
 from keras_s2s.training import make_optimizer
 from keras_s2s.translator import translate_in_batches
 
@@ -53,9 +53,8 @@ def run_demo(output_dir="demo_output", task="dates", train_size=20000, test_size
         print("    looks at: " + alignment_line(outputs, index))
 
     os.makedirs(output_dir, exist_ok=True)
-    attention_path = plot_attention(
-        outputs["attention"][0], outputs["source_tokens"][0], outputs["target_tokens"][0],
-        os.path.join(output_dir, "attention.png"), title=sources[0])
+    attention_path = plot_translation(outputs, 0, os.path.join(output_dir, "attention.png"),
+                                      title=sources[0])
     history_path = plot_history(history, os.path.join(output_dir, "history.png"))
     saved_model_path = model.export(os.path.join(output_dir, "saved_model"))
     # The held-out split as text files, so `keras-s2s evaluate` can score other decodings.

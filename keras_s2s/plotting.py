@@ -1,6 +1,7 @@
 """Attention heatmaps and learning curves. matplotlib is imported only when a plot is drawn."""
 
 import functools
+import io
 import pathlib
 import warnings
 
@@ -53,8 +54,11 @@ def plot_attention(attention, source_tokens, target_tokens, path, title=None):
         attention: (t, s) array-like; row i is where output token i looked.
         source_tokens: s labels (padding "" entries at the end are dropped).
         target_tokens: t labels (as above).
-        path: PNG file to write.
+        path: PNG file (or binary file object) to write.
         title: optional title.
+
+    Returns:
+        `path` as a `pathlib.Path` (the file object itself when one was given).
     """
     import numpy as np
 
@@ -75,9 +79,60 @@ def plot_attention(attention, source_tokens, target_tokens, path, title=None):
             axes.set_title(title)
         figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
         figure.tight_layout()
-        figure.savefig(path, dpi=120)
+        figure.savefig(path, dpi=120, format="png")
         pyplot.close(figure)
-    return pathlib.Path(path)
+    return path if hasattr(path, "write") else pathlib.Path(path)
+
+
+def plot_translation(outputs, index=0, path=None, title=None):
+    """Plots the attention of one row of a translator's outputs, trimmed to its real tokens.
+
+    Args:
+        outputs: the dict a `Translator` method or an exported signature returns (tensors),
+            or the lists `translate_in_batches` and `serving.parse_rest_response` return:
+            "attention" (batch, t, s), "source_tokens" (batch, s), "target_tokens" (batch, t)
+            and "text" (batch,).
+        index: the row (sentence) to draw.
+        path: PNG file to write; None draws into memory and returns an image that a
+            notebook shows inline (needs IPython).
+        title: the plot's title; by default the row's translation.
+
+    Returns:
+        `path` as a `pathlib.Path`, or an `IPython.display.Image` when `path` is None.
+
+    Example:
+        outputs = translator.translate(tf.constant(["I eat an apple"]))
+        plot_translation(outputs, 0)  # in a notebook: the heatmap of the first sentence
+    """
+    attention = _row(outputs, "attention", index)
+    if title is None and "text" in outputs:
+        title = _label(_row(outputs, "text", index))
+    arguments = (attention, _row(outputs, "source_tokens", index),
+                 _row(outputs, "target_tokens", index))
+    if path is not None:
+        return plot_attention(*arguments, path, title=title)
+    try:
+        from IPython.display import Image
+    except ImportError:
+        raise ValueError("plot_translation(path=None) returns an image for a notebook and "
+                         "needs IPython; pass path= to write a PNG file instead.") from None
+    buffer = plot_attention(*arguments, io.BytesIO(), title=title)
+    return Image(data=buffer.getvalue(), format="png")
+
+
+def translate_and_plot(translator, text, path, beam_size=None):
+    """Translates one text with a `Translator` or loaded SavedModel, plots its attention to
+    `path` and returns the translation (what `keras-s2s plot` does)."""
+    import tensorflow as tf
+
+    batch = tf.constant([text], tf.string)
+    if beam_size is None:
+        outputs = translator.translate(batch)
+    else:
+        outputs = translator.beam(batch, tf.constant(beam_size, tf.int32))
+    translation = _label(outputs["text"].numpy()[0])
+    plot_translation(outputs, 0, path, title=f"{text} → {translation}")
+    return translation
 
 
 def plot_history(history, path, metrics=("loss", "accuracy")):
@@ -107,16 +162,13 @@ def _label(token):
     return token.decode("utf-8") if isinstance(token, bytes) else str(token)
 
 
-def plot_translation(translator, text, path, beam_size=None):
-    """Translates one text with a `Translator` or loaded SavedModel and plots its attention."""
-    import tensorflow as tf
-
-    batch = tf.constant([text], tf.string)
-    if beam_size is None:
-        outputs = translator.translate(batch)
-    else:
-        outputs = translator.beam(batch, tf.constant(beam_size, tf.int32))
-    translation = outputs["text"].numpy()[0].decode("utf-8")
-    plot_attention(outputs["attention"].numpy()[0], outputs["source_tokens"].numpy()[0],
-                   outputs["target_tokens"].numpy()[0], path, title=f"{text} → {translation}")
-    return translation
+def _row(outputs, key, index):
+    """Row `index` of `outputs[key]`, which may be a tensor, an array or a list."""
+    if key not in outputs:
+        raise ValueError(f"outputs has no {key!r} entry (it has {sorted(outputs)}); pass the "
+                         "dict a Translator method returns.")
+    values = outputs[key]
+    values = values.numpy() if hasattr(values, "numpy") else values
+    if not -len(values) <= index < len(values):
+        raise ValueError(f"index={index} is out of range for outputs of {len(values)} rows.")
+    return values[index]

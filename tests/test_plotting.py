@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from keras_s2s import plotting
@@ -38,3 +39,19 @@ def test_learning_curves_from_keras_history_and_from_the_custom_loop(tmp_path):
     assert plotting.plot_history(History(), tmp_path / "keras.png").exists()
     records = [{"loss": 2.0, "accuracy": 0.5}, {"loss": 1.0, "accuracy": 0.9}]
     assert plotting.plot_history(records, tmp_path / "loop.png").exists()
+
+
+def test_plot_translation_draws_one_row_of_a_translators_outputs(tmp_path):
+    # Two rows padded to one shape, as a Translator returns them; row 1 is the short one.
+    attention = np.zeros((2, 4, 5))
+    attention[1, :2, :3] = np.eye(2, 3)
+    outputs = {"attention": attention, "text": [b"x y z", b"q"],
+               "source_tokens": [[b"a", b"b", b"c", b"d", b"[END]"], [b"e", b"f", b"[END]", b"", b""]],
+               "target_tokens": [[b"x", b"y", b"z", b"[END]"], [b"q", b"[END]", b"", b""]]}
+    path = plotting.plot_translation(outputs, 1, tmp_path / "row.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+    shown = plotting.plot_translation(outputs, 1)  # no path: an image a notebook shows inline
+    assert shown.data[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="index=2"):
+        plotting.plot_translation(outputs, 2, tmp_path / "none.png")
