@@ -213,7 +213,11 @@ class Decoder(keras.layers.Layer):
             state, _ = carry
             return self._advance(embedded_t, state, encoder_outputs, keys, source_mask)
 
-        initial = (initial_state, tf.zeros([batch, source_length]))
+        # tf.scan needs the state in the nesting `_advance` returns; a state that went through
+        # JSON (a functional model loaded from a .keras file) comes back as lists.
+        rnn_states, attentional = initial_state
+        initial_state = (tuple(tuple(layer_states) for layer_states in rnn_states), attentional)
+        initial = (initial_state, tf.zeros([batch, source_length], self.compute_dtype))
         time_major = tf.transpose(embedded, [1, 0, 2])  # (batch, t, emb) -> (t, batch, emb)
         (_, attentional), weights = tf.scan(one_step, time_major, initializer=initial)
         # (t, batch, ...) -> (batch, t, ...)

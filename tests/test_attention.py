@@ -4,6 +4,8 @@ import tensorflow as tf
 
 from keras_s2s.attention import BahdanauAttention, LuongAttention
 
+from .layer_checks import check_layer
+
 rng = np.random.default_rng(0)
 QUERY = rng.normal(size=(2, 3, 4)).astype("float32")  # (batch, t, units)
 VALUES = rng.normal(size=(2, 5, 4)).astype("float32")  # (batch, s, units)
@@ -109,3 +111,23 @@ def test_one_step_agrees_with_the_sequence_call_on_a_large_batch(layer):
     step_context, step_weights = layer.step(query[:, 0], values, layer.compute_keys(values), mask)
     np.testing.assert_allclose(step_context, context[:, 0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(step_weights, weights[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def attention_steps(layer, inputs):
+    """The attention of every query position, one `step` at a time, stacked like `call`'s."""
+    keys = layer.compute_keys(inputs["values"])
+    steps = [layer.step(inputs["query"][:, position], inputs["values"], keys,
+                        inputs.get("source_mask")) for position in range(inputs["query"].shape[1])]
+    return tuple(tf.stack(parts, axis=1) for parts in zip(*steps))  # (batch, t, units), (batch, t, s)
+
+
+@pytest.mark.parametrize("layer_class, init_kwargs", [
+    (BahdanauAttention, {"units": 6}), (LuongAttention, {"score": "dot"}),
+    (LuongAttention, {"score": "general"}), (LuongAttention, {"score": "concat", "units": 3})],
+    ids=["bahdanau", "luong-dot", "luong-general", "luong-concat"])
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_attention_layers_pass_the_layer_checks(layer_class, init_kwargs, masked):
+    inputs = {"query": QUERY, "values": VALUES}
+    if masked:
+        inputs["source_mask"] = MASK
+    check_layer(layer_class, init_kwargs, inputs, step=attention_steps)

@@ -7,6 +7,8 @@ import tensorflow as tf
 from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
 
+from .layer_checks import check_layer
+
 SOURCE = tf.constant([[5, 6, 7, 3], [8, 3, 0, 0]])  # second row padded
 TARGET = tf.constant([[2, 9, 10, 11], [2, 12, 3, 0]])
 
@@ -96,3 +98,43 @@ def test_layers_round_trip_through_get_config():
     decoder = Decoder(40, 8, 16, attention="luong-general", input_feeding=True)
     assert Encoder.from_config(encoder.get_config()).get_config() == encoder.get_config()
     assert Decoder.from_config(decoder.get_config()).get_config() == decoder.get_config()
+
+
+@pytest.mark.parametrize("cell,bidirectional,num_layers,dropout",
+                         [("gru", True, 1, 0.0), ("lstm", False, 2, 0.1), ("lstm", True, 2, 0.0)])
+def test_encoder_passes_the_layer_checks(cell, bidirectional, num_layers, dropout):
+    check_layer(Encoder, {"vocab_size": 30, "embedding_dim": 8, "units": 16, "cell": cell,
+                          "num_layers": num_layers, "bidirectional": bidirectional,
+                          "dropout": dropout},
+                {"source_ids": SOURCE})
+
+
+def decoder_steps(decoder, inputs):
+    """Logits and attention of every target position, one `step` at a time, stacked like `call`'s."""
+    encoder_outputs, mask = inputs["encoder_outputs"], inputs["source_mask"]
+    keys, state = decoder.compute_keys(encoder_outputs), inputs["initial_state"]
+    step_logits, step_weights = [], []
+    for position in range(inputs["target_ids"].shape[1]):
+        logits, state, weights = decoder.step(inputs["target_ids"][:, position], state,
+                                              encoder_outputs, keys, mask)
+        step_logits.append(logits)
+        step_weights.append(weights)
+    return tf.stack(step_logits, axis=1), tf.stack(step_weights, axis=1)  # (batch, t, vocab), (batch, t, s)
+
+
+@pytest.mark.parametrize("cell,attention,input_feeding,num_layers", [
+    ("gru", "bahdanau", False, 1), ("gru", "luong-dot", True, 1), ("lstm", "luong-general", False, 2),
+    ("lstm", "luong-concat", True, 1), ("gru", None, False, 2)])
+def test_decoder_passes_the_layer_checks(cell, attention, input_feeding, num_layers):
+    rng = np.random.default_rng(1)
+    states = [[rng.normal(size=(2, 16)).astype("float32") for _ in range(2 if cell == "lstm" else 1)]
+              for _ in range(num_layers)]
+    init_kwargs = {"vocab_size": 40, "embedding_dim": 8, "units": 16, "cell": cell,
+                   "num_layers": num_layers, "attention": attention, "attention_units": 12,
+                   "input_feeding": input_feeding, "dropout": 0.1}
+    check_layer(Decoder, init_kwargs,
+                {"target_ids": TARGET,
+                 "encoder_outputs": rng.normal(size=(2, 4, 16)).astype("float32"),
+                 "initial_state": Decoder(**init_kwargs).initial_state(states),
+                 "source_mask": SOURCE != 0},
+                step=decoder_steps)
