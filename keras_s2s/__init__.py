@@ -1,23 +1,51 @@
-"""keras_s2s: sequence-to-sequence learning with attention, in Keras, from raw text to a served model."""
+"""keras_s2s: sequence-to-sequence learning with attention, in Keras, from raw text to a served model.
+
+Each public name is imported from its module on first use (PEP 562), so `import keras_s2s`
+and `keras-s2s --help` start without loading TensorFlow; the first use loads it without its
+start-up log lines (`keras_s2s.startup`).
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-from keras_s2s.attention import BahdanauAttention, LuongAttention
-from keras_s2s.config import ModelConfig, TrainConfig, preset
-from keras_s2s.data import make_dataset, read_tsv_pairs, split_pairs
-from keras_s2s.decoder import Decoder
-from keras_s2s.encoder import Encoder
-from keras_s2s.metrics import exact_match
-from keras_s2s.model import Seq2Seq
-from keras_s2s.search import greedy_search
-from keras_s2s.tasks import load_task
-from keras_s2s.text import TextProcessor, Tokenizer, Vocabulary
-from keras_s2s.training import load_trained_model, make_optimizer, train
-from keras_s2s.translator import Translator
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "BahdanauAttention": "attention",
+    "LuongAttention": "attention",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "preset": "config",
+    "make_dataset": "data",
+    "read_tsv_pairs": "data",
+    "split_pairs": "data",
+    "Decoder": "decoder",
+    "Encoder": "encoder",
+    "exact_match": "metrics",
+    "Seq2Seq": "model",
+    "greedy_search": "search",
+    "load_task": "tasks",
+    "TextProcessor": "text",
+    "Tokenizer": "text",
+    "Vocabulary": "text",
+    "load_trained_model": "training",
+    "make_optimizer": "training",
+    "train": "training",
+    "Translator": "translator",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "BahdanauAttention", "Decoder", "Encoder", "LuongAttention", "ModelConfig", "Seq2Seq",
-    "TextProcessor", "Tokenizer", "TrainConfig", "Translator", "Vocabulary", "exact_match",
-    "greedy_search", "load_task", "load_trained_model", "make_dataset", "make_optimizer",
-    "preset", "read_tsv_pairs", "split_pairs", "train",
-]
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'keras_s2s' has no attribute {name!r}")
+    from keras_s2s.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    value = getattr(importlib.import_module(f"keras_s2s.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later uses skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,14 +1,14 @@
 """Command line: `keras-s2s demo | train | translate | evaluate | plot | client | export`.
 
 It only parses arguments and calls the library; every command is a function there too.
+The library (and with it TensorFlow) is imported inside the commands, so that --help answers
+at once; TensorFlow's C++ log lines are hidden unless --verbose is given.
 """
 
 import argparse
 import json
 import os
 import sys
-
-from keras_s2s.serving import ServingError
 
 
 def main(argv=None):
@@ -102,7 +102,18 @@ def main(argv=None):
                              "a server run with one thread per op "
                              "(--tensorflow_intra_op_parallelism=1)")
 
+    verbose_help = "show TensorFlow's C++ start-up and log lines (hidden by default)"
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    for command in commands.choices.values():
+        # SUPPRESS: leaving it out after the command keeps a --verbose given before it.
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=verbose_help)
+
     args = parser.parse_args(argv)
+    if args.command != "client" or args.grpc:  # the REST client needs no TensorFlow
+        _import_tensorflow(args.verbose)
+    from keras_s2s.serving import ServingError
+
     try:
         return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
                 "plot": _plot, "client": _client, "export": _export}[args.command](args)
@@ -115,6 +126,23 @@ def main(argv=None):
     except ServingError as error:  # a model server that is down or answers with an error
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 3
+
+
+def _import_tensorflow(verbose):
+    """Imports TensorFlow before a command does; unless `verbose`, without its log lines.
+
+    TF_CPP_MIN_LOG_LEVEL=3 (set only if the environment has no value of its own) keeps
+    TensorFlow's C++ info, warning and error lines off stderr; the lines its libraries print
+    while they load come before that setting is read, so `import_tensorflow_quietly` filters
+    them out. TF_ENABLE_ONEDNN_OPTS is left alone: it changes the numbers, not the logs.
+    """
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from keras_s2s.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
 
 def _demo(args):

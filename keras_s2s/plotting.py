@@ -7,6 +7,8 @@ import warnings
 
 # Sample characters whose glyphs a font must have to label Korean text.
 _HANGUL_SAMPLE = "한국어"
+# Unicode blocks of Korean text: Hangul Jamo, Compatibility Jamo, Hangul Syllables.
+_HANGUL_BLOCKS = (("\u1100", "\u11ff"), ("\u3130", "\u318f"), ("\uac00", "\ud7a3"))
 # Fonts that map every character to a placeholder box: their charmap has Hangul, their
 # glyphs do not (matplotlib ships "Last Resort High-Efficiency").
 _PLACEHOLDER_FONTS = ("Last Resort",)
@@ -41,8 +43,12 @@ def _pyplot():
     return pyplot
 
 
-def _font_families():
-    """DejaVu Sans first, then a Hangul font: matplotlib falls back per glyph."""
+def _font_families(labels=()):
+    """DejaVu Sans first, then a Hangul font if a label needs one: matplotlib falls back per
+    glyph. Labels without Hangul never look for one (nor warn that none is installed)."""
+    if not any(first <= character <= last for label in labels for character in label
+               for first, last in _HANGUL_BLOCKS):
+        return ["DejaVu Sans"]
     hangul = hangul_font_family()
     return ["DejaVu Sans"] + ([hangul] if hangul else [])
 
@@ -66,7 +72,8 @@ def plot_attention(attention, source_tokens, target_tokens, path, title=None):
     target_tokens = [_label(token) for token in target_tokens if _label(token)]
     weights = np.asarray(attention)[:len(target_tokens), :len(source_tokens)]
     pyplot = _pyplot()
-    with pyplot.rc_context({"font.family": _font_families()}):
+    labels = source_tokens + target_tokens + ([title] if title else [])
+    with pyplot.rc_context({"font.family": _font_families(labels)}):
         width = max(4.0, 0.32 * len(source_tokens) + 1.5)
         height = max(3.0, 0.32 * len(target_tokens) + 1.2)
         figure, axes = pyplot.subplots(figsize=(width, height))

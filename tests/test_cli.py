@@ -135,3 +135,32 @@ def test_plot_draws_the_attention_of_one_sentence(dates_export, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "march.png").stat().st_size > 5000
     assert re.fullmatch(r"[\d-]+", result.stdout.splitlines()[0])
+
+
+def test_help_answers_without_importing_tensorflow():
+    script = ("import sys\n"
+              "import keras_s2s.cli\n"
+              "for argv in (['--help'], ['train', '--help'], ['export', '--help']):\n"
+              "    try:\n"
+              "        keras_s2s.cli.main(argv)\n"
+              "    except SystemExit:\n"
+              "        pass\n"
+              "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=ENV, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "False False"
+
+
+def test_a_command_prints_none_of_tensorflows_log_lines(dates_export):
+    # Without a log level of the user's own, the command chooses one and filters the lines
+    # TensorFlow's libraries print while they load.
+    environment = {key: value for key, value in ENV.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    installed = shutil.which("keras-s2s")
+    command = [installed] if installed else [sys.executable, "-m", "keras_s2s"]
+    result = subprocess.run(command + ["translate", "--model", dates_export, "March 3, 2021"],
+                            capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.fullmatch(r"[\d-]+", result.stdout.strip())
+    for marker in ("I0000", "W0000", "E0000", "cuInit", "oneDNN", "absl::InitializeLog"):
+        assert marker not in result.stderr, result.stderr[-3000:]
