@@ -13,6 +13,8 @@ Signatures that take scalars (`beam`, `sample`) are sent in the columnar REST fo
 
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -151,6 +153,61 @@ def write_warmup_requests(saved_model_dir, texts, model_name="model"):
             writer.write(log.SerializeToString())
     return path
 
+
+# `saved_model_cli` itself cannot load TF Text's ops, so it runs from Python after the import.
+_SAVED_MODEL_CLI = ("import sys, tensorflow_text\n"
+                    "from tensorflow.python.tools import saved_model_cli\n"
+                    "sys.argv = ['saved_model_cli'] + sys.argv[1:]\n"
+                    "saved_model_cli.main()\n")
+
+
+def saved_model_cli(*arguments, check=True, timeout=300):
+    """Runs TensorFlow's `saved_model_cli` with `arguments` in a fresh Python process.
+
+    It loads a SavedModel the way TensorFlow Serving does (a session over the graph), so
+    it tells whether the model server will find every variable and op of an export.
+
+        saved_model_cli("show", "--all", "--dir", "saved_models/dates/1").stdout
+
+    Args:
+        *arguments: the tool's arguments, e.g. "show", "--dir", path, "--tag_set", "serve".
+        check: raise RuntimeError (with the end of its stderr) when the tool fails.
+        timeout: seconds before the process is stopped.
+
+    Returns:
+        The finished `subprocess.CompletedProcess` (returncode, stdout, stderr as text).
+    """
+    environment = dict(os.environ)
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up lines
+    result = subprocess.run([sys.executable, "-c", _SAVED_MODEL_CLI, *map(str, arguments)],
+                            capture_output=True, text=True, env=environment, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"saved_model_cli {' '.join(map(str, arguments[:1]))} failed "
+                           f"(exit {result.returncode}): {result.stderr[-2000:]}")
+    return result
+
+
+def saved_model_cli_run(saved_model_dir, signature, texts, check=True, timeout=300, **scalars):
+    """`saved_model_cli run` of one signature on `texts` (a string or a list of strings).
+
+        saved_model_cli_run("saved_models/dates/1", "beam", ["March 3, 2021"], beam_size=4)
+
+    Args:
+        saved_model_dir: the exported SavedModel.
+        signature: serving_default, greedy, beam or sample.
+        texts: the source texts.
+        check, timeout: as for `saved_model_cli`.
+        **scalars: the signature's scalar inputs (beam_size; temperature, top_k, top_p, seed).
+
+    Returns:
+        The finished process; its stdout holds "Result for output key NAME:" and the value.
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    _check(texts, signature, scalars)
+    expressions = [f"text={texts!r}"] + [f"{name}={value!r}" for name, value in scalars.items()]
+    return saved_model_cli("run", "--dir", saved_model_dir, "--tag_set", "serve",
+                           "--signature_def", signature, "--input_exprs", ";".join(expressions),
+                           check=check, timeout=timeout)
 
 def _to_python(array):
     """numpy array -> nested lists with bytes decoded to str, batch first."""

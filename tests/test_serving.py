@@ -140,3 +140,14 @@ def test_client_command_talks_rest_and_reports_a_down_server(dates_model, dates_
                            "dates", "--timeout", "2", "hello"], capture_output=True, text=True,
                           timeout=300)
     assert down.returncode == 3 and "cannot reach" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_saved_model_cli_run_takes_a_signatures_scalar_inputs(dates_model, dates_export):
+    # The session-based loader of TensorFlow Serving, on the signature with a scalar input.
+    result = serving.saved_model_cli_run(dates_export, "beam", ["March 3, 2021"], beam_size=3)
+    expected = dates_model[0].translator().beam(tf.constant(["March 3, 2021"]), tf.constant(3))
+    assert f"[b'{expected['text'].numpy()[0].decode()}']" in result.stdout
+    with pytest.raises(ValueError, match="beam_size"):
+        serving.saved_model_cli_run(dates_export, "beam", ["March 3, 2021"])
+    with pytest.raises(RuntimeError, match="saved_model_cli run failed"):
+        serving.saved_model_cli_run(dates_export + "-missing", "greedy", "March 3, 2021")

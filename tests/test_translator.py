@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_s2s import serving
 from keras_s2s import translator as translator_lib
 
 SENTENCES = ["Wednesday, March 3, 2021", "3rd of March 2021", "03/03/2021", "MAR 3 2021",
@@ -70,15 +71,7 @@ def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_mo
 def run_with_session_loader(export, signature, text):
     """`saved_model_cli run` on one text (or a list of texts) in a fresh process: the
     session-based loader that TensorFlow Serving uses. Returns the finished process."""
-    texts = [text] if isinstance(text, str) else list(text)
-    script = ("import sys, tensorflow_text\n"
-              "from tensorflow.python.tools import saved_model_cli\n"
-              "sys.argv = ['saved_model_cli'] + sys.argv[1:]\n"
-              "saved_model_cli.main()\n")
-    return subprocess.run(
-        [sys.executable, "-c", script, "run", "--dir", export, "--tag_set", "serve",
-         "--signature_def", signature, "--input_exprs", f"text={texts!r}"],
-        capture_output=True, text=True, env=ENV, timeout=300)
+    return serving.saved_model_cli_run(export, signature, text, check=False)
 
 
 def test_session_based_loader_runs_the_export(dates_model, dates_export):
@@ -146,12 +139,7 @@ def test_export_stores_each_weight_once_and_no_optimizer_state(dates_model, date
 
 
 def test_saved_model_cli_lists_every_signature_with_named_typed_inputs(dates_export):
-    script = ("import sys, tensorflow_text\n"
-              "from tensorflow.python.tools import saved_model_cli\n"
-              "sys.argv = ['saved_model_cli', 'show', '--all', '--dir', sys.argv[1]]\n"
-              "saved_model_cli.main()\n")
-    result = subprocess.run([sys.executable, "-c", script, dates_export], capture_output=True,
-                            text=True, env=ENV, timeout=300)
+    result = serving.saved_model_cli("show", "--all", "--dir", dates_export, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     shown = result.stdout
     for name in translator_lib.SIGNATURE_NAMES:
