@@ -7,6 +7,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_s2s", "keras_s2s.*"]),
+    license="Apache-2.0",
+    classifiers=["License :: OSI Approved :: Apache Software License"],
     python_requires=">=3.10",
     # tensorflow-text 2.21 requires the full tensorflow wheel, so that is what is pinned.
     install_requires=[
@@ -19,6 +21,9 @@ setup(
         "sentencepiece>=0.2",
         # Protos for TensorFlow Serving requests: the client and the export's warm-up file.
         "tensorflow-serving-api>=2.21,<2.22",
+        # The TensorFlow 2.21 wheel no longer brings TensorBoard; keras.callbacks.TensorBoard
+        # and train(log_dir=...) write logs with it.
+        "tensorboard>=2.21,<2.22",
     ],
     extras_require={
         # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel.
