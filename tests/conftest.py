@@ -1,6 +1,8 @@
 """Shared fixtures: small models trained once per test session with real TensorFlow."""
 
 import os
+import pathlib
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -8,10 +10,10 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 from keras_s2s import tasks  # noqa: E402
-from keras_s2s.config import preset  # noqa: E402
+from keras_s2s.config import TrainConfig, preset  # noqa: E402
 from keras_s2s.data import make_dataset  # noqa: E402
 from keras_s2s.model import Seq2Seq  # noqa: E402
-from keras_s2s.training import make_optimizer  # noqa: E402
+from keras_s2s.training import make_optimizer, train  # noqa: E402
 
 
 def train_small(task, train_size, epochs, seed=0, **config_changes):
@@ -43,3 +45,37 @@ def korean_model():
 def dates_export(dates_model, tmp_path_factory):
     """The dates model exported as a SavedModel; returns its directory."""
     return dates_model[0].export(str(tmp_path_factory.mktemp("export") / "dates" / "1"))
+
+
+def tiny_dates_model(pairs, seed=0):
+    """A dates model of 16 units: what tests of checkpoints and resumption need, built in a second."""
+    model_config, _ = preset("dates")
+    model_config.units, model_config.embedding_dim, model_config.attention_units = 16, 8, 8
+    keras.utils.set_random_seed(seed)
+    return Seq2Seq.from_pairs(pairs, model_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Checkpoint directories as `keras-s2s train` leaves them, of one tiny dates model trained
+    on 200 pairs: {1: after one epoch (ckpt-1), 2: resumed for a second (ckpt-1, ckpt-2),
+    "pairs": its training pairs}. Tests that change a directory change a copy (`copy_run`)."""
+    pairs, _ = tasks.load_task("dates", 200, 10)
+    model = tiny_dates_model(pairs)
+    runs = {"pairs": pairs}
+    for epochs in (1, 2):
+        runs[epochs] = tmp_path_factory.mktemp(f"tiny_run_{epochs}")
+        if epochs > 1:  # the second starts from a copy of the first, as a resumed run does
+            shutil.copytree(runs[epochs - 1], runs[epochs], dirs_exist_ok=True)
+        model.save_spec(runs[epochs], TrainConfig(epochs=epochs))
+        train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=epochs),
+              checkpoint_dir=str(runs[epochs]), verbose=0)
+    return runs
+
+
+@pytest.fixture
+def copy_run(tiny_runs, tmp_path):
+    """copy_run(epochs) -> a fresh copy of the tiny run after `epochs` (1 or 2), as tmp_path / "run"."""
+    def copy(epochs):
+        return pathlib.Path(shutil.copytree(tiny_runs[epochs], tmp_path / "run"))
+    return copy

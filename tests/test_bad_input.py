@@ -7,12 +7,10 @@ would overwrite what a run saved.
 """
 
 import os
-import shutil
 
-import keras
 import pytest
 
-from keras_s2s import runs, tasks
+from keras_s2s import runs
 from keras_s2s.config import TrainConfig, preset
 from keras_s2s.data import make_dataset, read_lines, read_parallel_files, read_tsv_pairs
 from keras_s2s.model import Seq2Seq
@@ -69,24 +67,9 @@ def tf_checkpoint_files(directory):
     return list(directory.glob("ckpt-*")) if directory.exists() else []
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A checkpoint directory as `keras-s2s train` leaves it, from a tiny dates model."""
-    directory = tmp_path_factory.mktemp("trained")
-    pairs, _ = tasks.load_task("dates", 200, 10)
-    keras.utils.set_random_seed(0)
-    model_config, _ = preset("dates")
-    model_config.units, model_config.embedding_dim, model_config.attention_units = 16, 8, 8
-    model = Seq2Seq.from_pairs(pairs, model_config)
-    model.save_spec(directory, TrainConfig(epochs=1))
-    train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1), checkpoint_dir=str(directory),
-          verbose=0)
-    return directory, pairs
-
-
-def test_a_vocabulary_that_does_not_match_the_checkpoint_is_named_with_both_sizes(trained_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(trained_run[0], run)
+# The runs are the session's tiny one-epoch run (conftest.py: tiny_runs, copy_run).
+def test_a_vocabulary_that_does_not_match_the_checkpoint_is_named_with_both_sizes(tiny_runs, copy_run):
+    run = copy_run(1)
     tokens = (run / "source_vocab.txt").read_text(encoding="utf-8").splitlines()
     (run / "source_vocab.txt").write_text("\n".join(tokens + ["§", "¶"]) + "\n", encoding="utf-8")
     message = (rf"ckpt-1 was trained with a source vocabulary of {len(tokens)} tokens, but the "
@@ -97,42 +80,39 @@ def test_a_vocabulary_that_does_not_match_the_checkpoint_is_named_with_both_size
     before = (run / "ckpt-1.index").read_bytes()
     model = Seq2Seq.from_spec(run)
     with pytest.raises(ValueError, match=message):
-        train(model, make_dataset(trained_run[1], model, 32), TrainConfig(epochs=2),
+        train(model, make_dataset(tiny_runs["pairs"], model, 32), TrainConfig(epochs=2),
               checkpoint_dir=str(run), verbose=0)
     assert (run / "ckpt-1.index").read_bytes() == before and not (run / "unreadable").exists()
 
 
-def test_a_model_of_another_shape_is_refused_with_the_checkpoint_named(trained_run):
-    pairs = trained_run[1]
+def test_a_model_of_another_shape_is_refused_with_the_checkpoint_named(tiny_runs):
+    pairs = tiny_runs["pairs"]
     model_config, _ = preset("dates")
     model_config.units, model_config.embedding_dim, model_config.attention_units = 24, 8, 8
     with pytest.raises(ValueError, match="ckpt-1 does not fit this model"):
-        restore_weights(Seq2Seq.from_pairs(pairs, model_config), str(trained_run[0]))
+        restore_weights(Seq2Seq.from_pairs(pairs, model_config), str(tiny_runs[1]))
 
 
 @pytest.mark.parametrize("damaged", ["index", "data"])
-def test_a_corrupt_checkpoint_is_reported_by_file_name(trained_run, tmp_path, damaged):
-    run = tmp_path / "run"
-    shutil.copytree(trained_run[0], run)
+def test_a_corrupt_checkpoint_is_reported_by_file_name(copy_run, damaged):
+    run = copy_run(1)
     path = next(run.glob(f"ckpt-1.{damaged}*"))
     path.write_bytes(os.urandom(path.stat().st_size))
     with pytest.raises(UnreadableCheckpointError, match=r"Checkpoint \S+ckpt-1 cannot be read"):
         load_trained_model(str(run))
 
 
-def test_cli_export_of_a_corrupt_checkpoint_exits_2_with_the_file_named(trained_run, tmp_path):
+def test_cli_export_of_a_corrupt_checkpoint_exits_2_with_the_file_named(copy_run, tmp_path):
     from keras_s2s.cli import main
 
-    run = tmp_path / "run"
-    shutil.copytree(trained_run[0], run)
+    run = copy_run(1)
     (run / "ckpt-1.index").write_bytes(b"\x00" * 64)
     assert main(["export", "--checkpoint-dir", str(run), "--output", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
 
 
-def test_resuming_with_another_preset_is_refused(trained_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(trained_run[0], run)
+def test_resuming_with_another_preset_is_refused(copy_run):
+    run = copy_run(1)
     message = r"other settings than preset 'dates' \(.*; units: 16 here, 128 in the preset;"
     with pytest.raises(ValueError, match=message):
         runs.train_run(str(run), task="dates", preset_name="dates", epochs=2, train_size=200,

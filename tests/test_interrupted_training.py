@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +12,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from keras_s2s import tasks
-from keras_s2s.config import TrainConfig, preset
+from keras_s2s.config import TrainConfig
 from keras_s2s.data import make_dataset
 from keras_s2s.model import Seq2Seq
 from keras_s2s.training import train
@@ -57,44 +55,27 @@ def test_sigkill_after_the_first_checkpoint_then_the_same_command_resumes(tmp_pa
     assert json.loads((run / "results.json").read_text())["validation"]
 
 
-def tiny_model(pairs, directory=None):
+def rebuilt(run):
+    """The model of a run directory, as a new process would rebuild it before resuming."""
     keras.utils.set_random_seed(0)
-    if directory is not None and (directory / "config.json").exists():
-        return Seq2Seq.from_spec(directory)
-    model_config, _ = preset("dates")
-    model_config.units, model_config.embedding_dim, model_config.attention_units = 16, 8, 8
-    model = Seq2Seq.from_pairs(pairs, model_config)
-    if directory is not None:
-        model.save_spec(directory)
-    return model
+    return Seq2Seq.from_spec(run)
 
 
-@pytest.fixture(scope="module")
-def two_epochs(tmp_path_factory):
-    """A checkpoint directory holding ckpt-1 and ckpt-2 of a tiny model, and its pairs."""
-    directory = tmp_path_factory.mktemp("two_epochs")
-    pairs, _ = tasks.load_task("dates", 200, 10)
-    model = tiny_model(pairs, directory)
-    train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=2), checkpoint_dir=str(directory),
-          verbose=0)
-    return directory, pairs
-
-
-def copy_of(two_epochs, tmp_path):
-    directory, pairs = two_epochs
-    shutil.copytree(directory, tmp_path / "run")
-    return tmp_path / "run", pairs
+@pytest.fixture
+def two_epochs(tiny_runs, copy_run):
+    """A copy of the session's tiny run holding ckpt-1 and ckpt-2 (conftest.py), and its pairs."""
+    return copy_run(2), tiny_runs["pairs"]
 
 
 def resume_to(run, pairs, epochs, capsys=None):
-    model = tiny_model(pairs, run)
+    model = rebuilt(run)
     history = train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=epochs),
                     checkpoint_dir=str(run), verbose=1 if capsys else 0)
     return model, history
 
 
-def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_in_use(two_epochs, tmp_path, capsys):
-    run, pairs = copy_of(two_epochs, tmp_path)
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_in_use(two_epochs, capsys):
+    run, pairs = two_epochs
     # What a kill in the middle of writing ckpt-3 leaves: TensorFlow's temporary shard
     # folder and a half-written index, with the `checkpoint` state file still at ckpt-2.
     (run / "ckpt-3_temp").mkdir()
@@ -109,8 +90,8 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_in_use(two_epo
 
 @pytest.mark.parametrize("damage", ["garbage data", "truncated data", "missing data", "garbage index"])
 def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_previous_one_used(
-        two_epochs, tmp_path, caplog, capsys, damage):
-    run, pairs = copy_of(two_epochs, tmp_path)
+        two_epochs, caplog, capsys, damage):
+    run, pairs = two_epochs
     data = next(run.glob("ckpt-2.data-*"))
     if damage == "garbage data":
         data.write_bytes(os.urandom(data.stat().st_size))
@@ -136,8 +117,8 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_previous_one_used(
         tf.train.load_checkpoint(str(run / name))
 
 
-def test_a_lost_state_file_is_not_taken_for_a_fresh_start(two_epochs, tmp_path):
-    run, pairs = copy_of(two_epochs, tmp_path)
+def test_a_lost_state_file_is_not_taken_for_a_fresh_start(two_epochs):
+    run, pairs = two_epochs
     (run / "checkpoint").unlink()
     before = {path.name: path.read_bytes() for path in run.iterdir()}
     with pytest.raises(ValueError, match=r"ckpt-1.index, ckpt-2.index.*no readable 'checkpoint'"):
@@ -145,8 +126,8 @@ def test_a_lost_state_file_is_not_taken_for_a_fresh_start(two_epochs, tmp_path):
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
 
 
-def test_no_readable_checkpoint_at_all_is_an_error_that_names_them(two_epochs, tmp_path):
-    run, pairs = copy_of(two_epochs, tmp_path)
+def test_no_readable_checkpoint_at_all_is_an_error_that_names_them(two_epochs):
+    run, pairs = two_epochs
     for index in run.glob("ckpt-*.index"):
         index.write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"No checkpoint in .* can be read: .*ckpt-2.*ckpt-1"):
@@ -154,10 +135,10 @@ def test_no_readable_checkpoint_at_all_is_an_error_that_names_them(two_epochs, t
     assert not (run / "unreadable").exists()  # nothing is moved when nothing can be used
 
 
-def test_a_nan_loss_after_a_checkpoint_keeps_every_saved_file(two_epochs, tmp_path):
-    run, pairs = copy_of(two_epochs, tmp_path)
+def test_a_nan_loss_after_a_checkpoint_keeps_every_saved_file(two_epochs):
+    run, pairs = two_epochs
     before = {path.name: path.read_bytes() for path in run.iterdir()}
-    model = tiny_model(pairs, run)
+    model = rebuilt(run)
     original_sums = model.teacher_forcing_sums
 
     def diverging(source_ids, target_ids, training=False):

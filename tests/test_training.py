@@ -10,7 +10,7 @@ from keras_s2s import tasks
 from keras_s2s.config import TrainConfig, preset
 from keras_s2s.data import make_dataset
 from keras_s2s.model import Seq2Seq
-from keras_s2s.training import load_trained_model, train
+from keras_s2s.training import load_trained_model, restore_weights, train
 
 
 def fresh(pairs, directory=None):
@@ -23,7 +23,7 @@ def fresh(pairs, directory=None):
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
-    pairs, validation = tasks.load_task("dates", 400, 40)
+    pairs, validation = tasks.load_task("dates", 200, 20)
     model = fresh(pairs)
     model.save_spec(tmp_path)
     steps_per_epoch = int(make_dataset(pairs, model, 32).cardinality())
@@ -42,7 +42,8 @@ def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
     assert json.loads((tmp_path / "history.json").read_text()) == history
     # The optimizer state came back: three epochs of steps in all, not two.
     reloaded = load_trained_model(str(tmp_path))
-    assert reloaded.translate(["March 3, 2021"]) == resumed_model.translate(["March 3, 2021"])
+    for saved, trained in zip(reloaded.get_weights(), resumed_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, trained)
     optimizer = keras.optimizers.Adam()
     optimizer.build(reloaded.trainable_variables)
     tf.train.Checkpoint(optimizer=optimizer).restore(
@@ -50,17 +51,17 @@ def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
     assert int(optimizer.iterations.numpy()) == 3 * steps_per_epoch
 
 
-def test_finished_training_does_nothing_more(tmp_path):
-    pairs, _ = tasks.load_task("dates", 200, 10)
-    model = fresh(pairs)
-    train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1), checkpoint_dir=str(tmp_path),
-          verbose=0)
+def test_finished_training_does_nothing_more(tiny_runs, copy_run):
+    run = copy_run(2)  # the session's tiny run, two epochs done (conftest.py)
+    model = fresh(None, run)
+    restore_weights(model, str(run))
     weights = [weight.copy() for weight in model.get_weights()]
-    history = train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1),
-                    checkpoint_dir=str(tmp_path), verbose=0)
-    assert len(history) == 1
+    history = train(model, make_dataset(tiny_runs["pairs"], model, 32), TrainConfig(epochs=2),
+                    checkpoint_dir=str(run), verbose=0)
+    assert len(history) == 2
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)
+    assert tf.train.latest_checkpoint(str(run)).endswith("ckpt-2")  # no epoch was added
 
 
 def test_exploding_loss_stops_with_a_clear_error(tmp_path):
@@ -75,19 +76,22 @@ def test_exploding_loss_stops_with_a_clear_error(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path)) is None  # nothing was saved
 
 
-def test_average_checkpoints_is_the_mean_of_the_last_ones(tmp_path):
+def test_average_checkpoints_is_the_mean_of_the_last_ones(tiny_runs):
     from keras_s2s.training import average_checkpoints
 
-    pairs, _ = tasks.load_task("dates", 200, 10)
-    model = fresh(pairs)
-    train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=3, keep_checkpoints=3),
-          checkpoint_dir=str(tmp_path), verbose=0)
+    run = str(tiny_runs[2])  # ckpt-1 and ckpt-2 of the session's tiny run (conftest.py); read only
+    model = fresh(None, tiny_runs[2])
     snapshots = []
-    for path in tf.train.get_checkpoint_state(str(tmp_path)).all_model_checkpoint_paths[-2:]:
+    for path in tf.train.get_checkpoint_state(run).all_model_checkpoint_paths:
         tf.train.Checkpoint(model=model).restore(path).expect_partial()
         snapshots.append([weight.numpy() for weight in model.weights])
-    averaged = average_checkpoints(model, str(tmp_path), last=2)
-    assert [os.path.basename(path) for path in averaged] == ["ckpt-2", "ckpt-3"]
+    # The last one alone is the newest checkpoint, not the first ...
+    assert [os.path.basename(path) for path in average_checkpoints(model, run, last=1)] == ["ckpt-2"]
+    for weight, newest in zip(model.weights, snapshots[1]):
+        np.testing.assert_array_equal(weight.numpy(), newest)
+    # ... and the last two are averaged.
+    averaged = average_checkpoints(model, run, last=2)
+    assert [os.path.basename(path) for path in averaged] == ["ckpt-1", "ckpt-2"]
     for weight, first, second in zip(model.weights, *snapshots):
         np.testing.assert_allclose(weight.numpy(), (first + second) / 2, rtol=1e-6, atol=1e-7)
 
