@@ -44,6 +44,8 @@ def main(argv=None):
     train.add_argument("--test-size", type=int, default=1000, help="held-out pairs for --task")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--export", help="also export a SavedModel here when training ends")
+    train.add_argument("--log-dir", help="write each epoch's loss, accuracy and learning rate "
+                       "here for TensorBoard (train/ and validation/, as Keras' callback does)")
 
     translate = commands.add_parser("translate", help="translate with an exported SavedModel")
     translate.add_argument("--model", required=True, help="SavedModel directory")
@@ -161,7 +163,7 @@ def _train(args):
               batch_size=args.batch_size, train_size=args.train_size, test_size=args.test_size,
               seed=args.seed, source_column=args.source_column,
               target_column=args.target_column, average_last=args.average_last,
-              export_path=args.export)
+              export_path=args.export, log_dir=args.log_dir)
     return 0
 
 

@@ -50,8 +50,10 @@ def load_pairs(task=None, pairs_path=None, corpus=None, data_dir=None, train_siz
 
 def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=None,
               preset_name=None, epochs=None, batch_size=None, train_size=20000, test_size=1000,
-              seed=0, source_column=0, target_column=1, average_last=0, export_path=None):
-    """Trains (or resumes) a model in `checkpoint_dir`, scores it, optionally exports it.
+              seed=0, source_column=0, target_column=1, average_last=0, export_path=None,
+              log_dir=None):
+    """Trains (or resumes) a model in `checkpoint_dir`, scores it, optionally exports it;
+    with `log_dir`, each epoch's scalars also go to TensorBoard logs there (`train`).
 
     Returns (model, history, results); results (also written to results.json) holds
     BLEU, chrF and exact match of greedy and configured decoding on validation and test.
@@ -104,7 +106,8 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     started = time.perf_counter()
     history = train(model, make_dataset(train_pairs, model, train_config.batch_size,
                                         seed=train_config.seed),
-                    train_config, validation_dataset=validation, checkpoint_dir=checkpoint_dir)
+                    train_config, validation_dataset=validation, checkpoint_dir=checkpoint_dir,
+                    log_dir=log_dir)
     results = {"training_seconds_this_run": round(time.perf_counter() - started, 1),
                "training_seconds_all_epochs": round(sum(epoch["seconds"] for epoch in history), 1),
                "parameters": model.count_params()}

@@ -53,7 +53,7 @@ def make_optimizer(train_config, steps_per_epoch=None):
 
 
 def train(model, train_dataset, train_config, validation_dataset=None, checkpoint_dir=None,
-          verbose=1, strategy=None):
+          verbose=1, strategy=None, log_dir=None):
     """Trains `model` for `train_config.epochs` epochs in total, resuming if it can.
 
     Args:
@@ -67,6 +67,10 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
         verbose: 1 shows a progress bar, 0 is silent.
         strategy: a `tf.distribute.Strategy`; defaults to the one in scope (a single
             device when none is).
+        log_dir: if given, a TensorBoard log directory: each epoch's loss, accuracy and
+            learning rate go to log_dir/train, val_loss and val_accuracy to
+            log_dir/validation, under the names keras.callbacks.TensorBoard gives them
+            ("epoch_loss", ...), so runs of this loop and of `model.fit` compare in one view.
 
     Returns:
         The history: one dict per epoch (loss, accuracy, val_loss, val_accuracy, seconds,
@@ -123,6 +127,7 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
         evaluate_step = tf.function(summed(replica_evaluate_step),
                                     input_signature=_signature(validation_batches))
 
+    writers = _summary_writers(log_dir, validation_dataset is not None) if log_dir else {}
     for epoch in range(int(epochs_done.numpy()), train_config.epochs):
         if verbose:
             print(f"Epoch {epoch + 1}/{train_config.epochs}")
@@ -151,13 +156,39 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
         progress.update(steps_per_epoch, [(key, value) for key, value in logs.items()
                                           if key.startswith("val_")], finalize=True)
         history.append(logs)
+        if writers:
+            _write_summaries(writers, epoch, logs, optimizer)
         epochs_done.assign(epoch + 1)
         if manager:
             # History first: a run stopped between the two writes resumes from the older
             # checkpoint and cuts the history back to it, so no epoch is ever missing.
             _write_history(checkpoint_dir, history)
             manager.save(checkpoint_number=epoch + 1)
+    for writer in writers.values():
+        writer.close()
     return history
+
+
+def _summary_writers(log_dir, validation):
+    """TensorBoard writers for log_dir/train (and log_dir/validation), as Keras lays them out."""
+    if not hasattr(tf.summary, "scalar"):  # TensorBoard provides tf.summary's scalar()
+        raise ImportError("train(log_dir=...) needs TensorBoard: pip install 'tensorboard>=2.21,<2.22'.")
+    folders = ("train", "validation") if validation else ("train",)
+    return {folder: tf.summary.create_file_writer(os.path.join(log_dir, folder)) for folder in folders}
+
+
+def _write_summaries(writers, epoch, logs, optimizer):
+    """One epoch's scalars as keras.callbacks.TensorBoard writes them: step = the epoch
+    counted from 0, name = "epoch_" + the metric's name."""
+    learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    scalars = {"train": {"loss": logs["loss"], "accuracy": logs["accuracy"],
+                         "learning_rate": learning_rate},
+               "validation": {"loss": logs.get("val_loss"), "accuracy": logs.get("val_accuracy")}}
+    for folder, writer in writers.items():
+        with writer.as_default(step=epoch):
+            for name, value in scalars[folder].items():
+                tf.summary.scalar(f"epoch_{name}", value)
+        writer.flush()  # readable while training goes on
 
 
 def _signature(batches):

@@ -120,3 +120,48 @@ def test_datasets_that_cannot_train_are_refused_clearly():
         train(model, make_dataset(pairs, model, 32).repeat(), TrainConfig(epochs=1), verbose=0)
     with pytest.raises(ValueError, match="no batch"):
         train(model, make_dataset(pairs, model, 32).take(0), TrainConfig(epochs=1), verbose=0)
+
+
+def tensorboard_scalars(log_dir):
+    """{(folder, tag): [(step, value), ...]} from the TensorBoard event files under log_dir."""
+    scalars = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(str(log_dir), "*", "events.out.tfevents.*"))):
+        folder = os.path.basename(os.path.dirname(path))
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor))  # TF2 summaries hold tensors
+                scalars.setdefault((folder, value.tag), []).append((event.step, number))
+    return scalars
+
+
+def test_fit_writes_tensorboard_logs_with_the_keras_callback(tmp_path):
+    pairs, validation = tasks.load_task("dates", 200, 20)
+    model = fresh(pairs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(make_dataset(pairs, model, 32), epochs=2, verbose=0, shuffle=False,
+                        validation_data=make_dataset(validation, model, 64, shuffle=False),
+                        callbacks=[keras.callbacks.TensorBoard(str(tmp_path))])
+    scalars = tensorboard_scalars(tmp_path)
+    assert [value for _, value in scalars["train", "epoch_loss"]] == pytest.approx(history.history["loss"])
+    assert [value for _, value in scalars["validation", "epoch_loss"]] == pytest.approx(
+        history.history["val_loss"])
+
+
+def test_custom_loop_writes_the_scalars_fit_writes_for_tensorboard(tmp_path):
+    pairs, validation = tasks.load_task("dates", 200, 20)
+    model = fresh(pairs)
+    history = train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=2, batch_size=32),
+                    validation_dataset=make_dataset(validation, model, 64, shuffle=False),
+                    verbose=0, log_dir=str(tmp_path))
+    scalars = tensorboard_scalars(tmp_path)
+    # The names and steps keras.callbacks.TensorBoard uses: "epoch_" + metric, step = epoch - 1.
+    assert set(scalars) == {("train", "epoch_loss"), ("train", "epoch_accuracy"),
+                            ("train", "epoch_learning_rate"), ("validation", "epoch_loss"),
+                            ("validation", "epoch_accuracy")}
+    for (folder, tag), points in scalars.items():
+        key = ("val_" if folder == "validation" else "") + tag[len("epoch_"):]
+        assert [step for step, _ in points] == [0, 1]
+        expected = [TrainConfig().learning_rate] * 2 if key == "learning_rate" else [
+            epoch[key] for epoch in history]
+        assert [value for _, value in points] == pytest.approx(expected, rel=1e-6)
