@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .test_translator import ENV
+
+pytestmark = pytest.mark.subprocess  # each benchmark script runs in its own process
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

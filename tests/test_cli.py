@@ -9,6 +9,8 @@ import sys
 import pytest
 import tensorflow as tf
 
+pytestmark = pytest.mark.subprocess  # every test here starts the command in a new process
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 

@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.subprocess  # the runs happen in one fresh process
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 SCRIPT = pathlib.Path(__file__).with_name("distributed_training.py")
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_s2s import translator as translator_lib
-from keras_s2s.fused_greedy import SOURCE_LENGTH_BUCKET, bucketed_source_ids, fixed_shape_greedy_search
+from keras_s2s.fast.fused_greedy import SOURCE_LENGTH_BUCKET, bucketed_source_ids, fixed_shape_greedy_search
 from keras_s2s.search import greedy_search
 
 from .test_search import END, scripted_next_step

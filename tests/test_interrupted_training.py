@@ -20,6 +20,7 @@ from keras_s2s.training import train
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+@pytest.mark.subprocess
 def test_sigkill_after_the_first_checkpoint_then_the_same_command_resumes(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "keras_s2s", "train", "--task", "dates", "--train-size", "1500",

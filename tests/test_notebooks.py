@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.notebooks
+
 nbformat = pytest.importorskip("nbformat", reason="the [test] extra installs nbformat")
 nbclient = pytest.importorskip("nbclient", reason="the [test] extra installs nbclient")
 pytest.importorskip("ipykernel", reason="the [test] extra installs ipykernel")

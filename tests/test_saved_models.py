@@ -45,6 +45,7 @@ def test_shipped_model_loads_translates_and_stays_small(path):
         assert any(word in translation.lower() for word in expected), (text, translation)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: os.path.relpath(path, ROOT))
 def test_fresh_process_with_only_tensorflow_matches_this_process(path):
     import json

@@ -69,6 +69,7 @@ def keras_s2s(*args, cwd):
 HOSTILE_NAME = "a; touch pwned1 && $(touch pwned2) `touch pwned3` | rm -rf keep ' \" *"
 
 
+@pytest.mark.subprocess
 def test_cli_paths_are_file_names_never_shell(dates_export, tmp_path):
     (tmp_path / "keep").mkdir()
     model_dir = tmp_path / HOSTILE_NAME

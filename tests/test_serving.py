@@ -124,6 +124,7 @@ def test_models_config_lists_exactly_the_shipped_models():
     assert all(entry.model_platform == "tensorflow" for entry in config.model_config_list.config)
 
 
+@pytest.mark.subprocess
 def test_client_command_talks_rest_and_reports_a_down_server(dates_model, dates_export):
     import subprocess
     import sys

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_s2s import translator as translator_lib
-from keras_s2s.shards import concat_padded, search_in_shards
+from keras_s2s.fast.shards import concat_padded, search_in_shards
 
 from .test_fused_greedy import SENTENCES
 from .test_translator import run_with_session_loader

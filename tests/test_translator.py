@@ -34,6 +34,7 @@ def test_signature_contract(dates_export):
         "config.json", "source_vocab.txt", "target_vocab.txt"]
 
 
+@pytest.mark.subprocess
 def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_model, dates_export):
     model = dates_model[0]
     before = model.translator().translate(tf.constant(SENTENCES))
@@ -74,6 +75,7 @@ def run_with_session_loader(export, signature, text):
     return serving.saved_model_cli_run(export, signature, text, check=False)
 
 
+@pytest.mark.subprocess
 def test_session_based_loader_runs_the_export(dates_model, dates_export):
     # It fails with "Could not find variable" when an export does not track its Keras variables.
     result = run_with_session_loader(dates_export, "serving_default", "March 3, 2021")
@@ -138,6 +140,7 @@ def test_export_stores_each_weight_once_and_no_optimizer_state(dates_model, date
     assert not any("optimizer" in name for name in names)
 
 
+@pytest.mark.subprocess
 def test_saved_model_cli_lists_every_signature_with_named_typed_inputs(dates_export):
     result = serving.saved_model_cli("show", "--all", "--dir", dates_export, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
