@@ -18,9 +18,10 @@ import tensorflow as tf
 
 from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search
-from keras_s2s.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
+from keras_s2s.fast.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
+from keras_s2s.fast.projection import BFloat16Projection
+from keras_s2s.fast.shards import MIN_ROWS_PER_SHARD, search_in_shards
 from keras_s2s.search import SearchResult, greedy_search, sample_search
-from keras_s2s.shards import MIN_ROWS_PER_SHARD, search_in_shards
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
 # Server contract: named inputs, named outputs, batch first on every output.
@@ -44,17 +45,18 @@ class Translator(tf.Module):
             model's `max_target_length`.
         projection_dtype: "float32" (exact), or "bfloat16": the output projection W_s, the
             largest matmul of a decoding step, is stored and multiplied in bfloat16 and
-            accumulated back to float32 logits. Faster on CPUs with bfloat16 instructions
-            (AVX512-BF16, AMX), slower on others; it can change a near-tie between two
-            tokens (see the README's performance section for what it changed on spa-en).
+            accumulated back to float32 logits (`keras_s2s.fast.projection`). Faster on
+            CPUs with bfloat16 instructions (AVX512-BF16, AMX), slower on others; it can
+            change a near-tie between two tokens (see the README's performance section for
+            what it changed on spa-en).
         jit_compile: greedy decoding of batches of 1 to `FUSED_MAX_ROWS` rows runs as one
-            XLA program (encoder and whole search loop; `fused_greedy`), which cuts batch-1
-            latency; same translations. XLA compiles once per batch size and source length
-            bucket, on first use. TensorFlow Serving runs such a model only with
-            `--xla_cpu_compilation_enabled=true`.
+            XLA program (encoder and whole search loop; `keras_s2s.fast.fused_greedy`),
+            which cuts batch-1 latency; same translations. XLA compiles once per batch size
+            and source length bucket, on first use. TensorFlow Serving runs such a model
+            only with `--xla_cpu_compilation_enabled=true`.
         shards: split a batch of at least `MIN_ROWS_PER_SHARD` rows per shard into this
             many parts, each encoded and searched by its own graph loop, which TensorFlow
-            runs at the same time (`keras_s2s.shards`). With one thread per op
+            runs at the same time (`keras_s2s.fast.shards`). With one thread per op
             (`tf.config.threading.set_intra_op_parallelism_threads(1)`, TensorFlow
             Serving's `--tensorflow_intra_op_parallelism=1`) one request then uses a core
             per part: set it to the cores a request may use. Same translations. With
@@ -95,12 +97,7 @@ class Translator(tf.Module):
             raise ValueError(f"shards must be a positive integer; got {shards!r}.")
         self.shards = int(shards)
         if projection_dtype == "bfloat16":
-            # Cast once here, not at every step; the export then stores this copy only.
-            projection = model.decoder.output_projection
-            self.projection_kernel = tf.Variable(tf.cast(projection.kernel, tf.bfloat16),
-                                                 trainable=False, name="W_s_bfloat16")
-            self.projection_bias = tf.Variable(tf.cast(projection.bias, tf.float32),
-                                               trainable=False, name="W_s_bias")
+            self.projection = BFloat16Projection(model.decoder.output_projection)
         self.default_beam_size = model.model_config.beam_size
         self.length_penalty = model.model_config.length_penalty
         # The layers are held without tracking: the export tracks the tf.Variables the
@@ -194,9 +191,7 @@ class Translator(tf.Module):
         if self.projection_dtype == "float32":
             return self.decoder.step(*inputs)
         state, weights = self.decoder.advance(*inputs)
-        attentional = tf.cast(state[1], tf.bfloat16)  # h̃ (rows, units)
-        logits = tf.matmul(attentional, self.projection_kernel)  # (rows, vocab) bfloat16
-        return tf.cast(logits, tf.float32) + self.projection_bias, state, weights
+        return self.projection(state[1]), state, weights  # h̃ (rows, units) -> (rows, vocab)
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
@@ -220,7 +215,7 @@ class Translator(tf.Module):
         source tokens (batch, s) and the search's result for the whole batch, in order.
 
         `source` is the `_Source` of the sentences at batch positions `rows` (rows,). With
-        `shards` > 1 and enough rows, the batch is searched in parts (`keras_s2s.shards`).
+        `shards` > 1 and enough rows, the batch is searched in parts (`keras_s2s.fast.shards`).
         """
         source_ids, source_tokens = self._source_ids(text)
         batch = tf.shape(source_ids)[0]
