@@ -162,24 +162,31 @@ class Decoder(keras.layers.Layer):
         Returns:
             logits (batch, vocab), the new state, attention weights (batch, s).
         """
-        state, weights = self.advance(token_ids, state, encoder_outputs, keys, source_mask)
-        logits = self.project(state[1])  # (batch, units) -> (batch, vocab)
+        attentional, state, weights = self.attentional_step(
+            token_ids, state, encoder_outputs, keys, source_mask)
+        logits = self.project(attentional)  # (batch, units) -> (batch, vocab)
         # Searches rank in float32 whatever the compute dtype (mixed precision).
         return tf.cast(logits, tf.float32), state, weights
 
-    def advance(self, token_ids, state, encoder_outputs, keys, source_mask):
-        """`step` up to h̃, without the output projection: (new state, weights (batch, s)).
+    def attentional_step(self, token_ids, state, encoder_outputs, keys, source_mask):
+        """`step` up to h̃, without the output projection W_s.
 
-        The new state's second part is h̃ (batch, units), what `project` turns into logits.
+        Returns:
+            h̃ (batch, units), which `project` turns into logits, the new state (whose
+            second part is that h̃) and attention weights (batch, s).
         """
         # A plain gather: search only feeds valid ids, so the index checks `Embedding`
         # makes on every call are not needed once per token.
         embedded = tf.cast(tf.gather(self.embedding.embeddings, token_ids),
                            self.embedding.compute_dtype)  # (batch,) -> (batch, emb)
-        return self._advance(embedded, state, encoder_outputs, keys, source_mask)
+        state, weights = self._rnn_and_attention_step(embedded, state, encoder_outputs, keys,
+                                                      source_mask)
+        return state[1], state, weights
 
-    def _advance(self, embedded, state, encoder_outputs, keys, source_mask):
-        """One step without the output projection: (new state, weights (batch, s))."""
+    def _rnn_and_attention_step(self, embedded, state, encoder_outputs, keys, source_mask):
+        """From an embedded token (batch, emb): the RNN stack, attention and h̃; returns the
+        new state (rnn_states, h̃) and weights (batch, s). Teacher forcing with input feeding
+        scans it over the target; `attentional_step` runs it once."""
         rnn_states, attentional = state
         inputs = tf.concat([embedded, attentional], -1) if self.input_feeding else embedded
         new_rnn_states = []
@@ -189,7 +196,7 @@ class Decoder(keras.layers.Layer):
         if self.attention is None:
             weights = tf.zeros(tf.stack([tf.shape(inputs)[0], tf.shape(encoder_outputs)[1]]))
             return (tuple(new_rnn_states), inputs), weights
-        # (batch, units) -> context (batch, units), weights (batch, s)
+        # (batch, units) -> c_t (batch, units), weights (batch, s)
         context, weights = self.attention.step(inputs, encoder_outputs, keys, source_mask)
         attentional = self.attentional_projection(tf.concat([context, inputs], -1))  # (batch, units)
         return (tuple(new_rnn_states), attentional), weights
@@ -211,10 +218,12 @@ class Decoder(keras.layers.Layer):
 
         def one_step(carry, embedded_t):
             state, _ = carry
-            return self._advance(embedded_t, state, encoder_outputs, keys, source_mask)
+            return self._rnn_and_attention_step(embedded_t, state, encoder_outputs, keys,
+                                                source_mask)
 
-        # tf.scan needs the state in the nesting `_advance` returns; a state that went through
-        # JSON (a functional model loaded from a .keras file) comes back as lists.
+        # tf.scan needs the state in the nesting `_rnn_and_attention_step` returns; a state
+        # that went through JSON (a functional model loaded from a .keras file) comes back
+        # as lists.
         rnn_states, attentional = initial_state
         initial_state = (tuple(tuple(layer_states) for layer_states in rnn_states), attentional)
         initial = (initial_state, tf.zeros([batch, source_length], self.compute_dtype))

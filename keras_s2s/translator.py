@@ -190,8 +190,8 @@ class Translator(tf.Module):
         inputs = (tokens, state, context["encoder_outputs"], context.get("keys"), context["source_mask"])
         if self.projection_dtype == "float32":
             return self.decoder.step(*inputs)
-        state, weights = self.decoder.advance(*inputs)
-        return self.projection(state[1]), state, weights  # h̃ (rows, units) -> (rows, vocab)
+        attentional, state, weights = self.decoder.attentional_step(*inputs)
+        return self.projection(attentional), state, weights
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
