@@ -10,6 +10,7 @@ travel as text files in `assets/`. Load it with only TensorFlow and TensorFlow T
 """
 
 import collections
+import functools
 import numbers
 import os
 import tempfile
@@ -20,7 +21,7 @@ from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search
 from keras_s2s.fast.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
 from keras_s2s.fast.projection import BFloat16Projection
-from keras_s2s.fast.shards import MIN_ROWS_PER_SHARD, search_in_shards
+from keras_s2s.fast.shards import search_in_shards_or_whole
 from keras_s2s.search import SearchResult, greedy_search, sample_search
 from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
 
@@ -55,11 +56,11 @@ class Translator(tf.Module):
             and source length bucket, on first use. TensorFlow Serving runs such a model
             only with `--xla_cpu_compilation_enabled=true`.
         shards: split a batch of at least `MIN_ROWS_PER_SHARD` rows per shard into this
-            many parts, each encoded and searched by its own graph loop, which TensorFlow
+            many shards, each encoded and searched by its own graph loop, which TensorFlow
             runs at the same time (`keras_s2s.fast.shards`). With one thread per op
             (`tf.config.threading.set_intra_op_parallelism_threads(1)`, TensorFlow
             Serving's `--tensorflow_intra_op_parallelism=1`) one request then uses a core
-            per part: set it to the cores a request may use. Same translations. With
+            per shard: set it to the cores a request may use. Same translations. With
             `jit_compile`, greedy batches of up to `FUSED_MAX_ROWS` take the XLA path
             instead, unsplit.
 
@@ -96,8 +97,6 @@ class Translator(tf.Module):
         if not isinstance(shards, numbers.Integral) or isinstance(shards, bool) or shards < 1:
             raise ValueError(f"shards must be a positive integer; got {shards!r}.")
         self.shards = int(shards)
-        if projection_dtype == "bfloat16":
-            self.projection = BFloat16Projection(model.decoder.output_projection)
         self.default_beam_size = model.model_config.beam_size
         self.length_penalty = model.model_config.length_penalty
         # The layers are held without tracking: the export tracks the tf.Variables the
@@ -105,6 +104,16 @@ class Translator(tf.Module):
         # weight twice, once per path.
         object.__setattr__(self, "encoder", model.encoder)
         object.__setattr__(self, "decoder", model.decoder)
+        # Each option picks its strategy here, once, so that the decoding methods below read
+        # the same whatever the options: the decoder step the searches call, the greedy
+        # search, and the splitter that hands a batch to one graph loop or to several.
+        self._decoder_step = model.decoder.step  # float32 logits from the decoder's own W_s
+        if projection_dtype == "bfloat16":
+            self.projection = BFloat16Projection(model.decoder.output_projection)
+            self._decoder_step = self.projection.decoder_step(model.decoder)
+        self._greedy = self._fused_or_graph_greedy if self.jit_compile else self._graph_greedy
+        self._splitter = (functools.partial(search_in_shards_or_whole, shards=self.shards)
+                          if self.shards > 1 else _whole_batch)
         # The vocabularies are written to files so that the lookup tables read them from
         # there; SavedModel then copies the files into `assets/` beside the graph.
         self._asset_directory = tempfile.TemporaryDirectory(prefix="keras_s2s_assets_")
@@ -145,9 +154,8 @@ class Translator(tf.Module):
 
         return self._outputs(*self._search(text, search))
 
-    def _greedy(self, text):
-        if not self.jit_compile:
-            return self._graph_greedy(text)
+    def _fused_or_graph_greedy(self, text):
+        """The greedy search with `jit_compile`: the XLA program for small batches."""
         batch = tf.shape(text)[0]
         return tf.cond(tf.logical_and(batch >= 1, batch <= FUSED_MAX_ROWS),
                        lambda: self._fused_greedy(text), lambda: self._graph_greedy(text))
@@ -187,11 +195,8 @@ class Translator(tf.Module):
         The searches pass the context of the rows still decoding (for beam search, one
         copy per hypothesis).
         """
-        inputs = (tokens, state, context["encoder_outputs"], context.get("keys"), context["source_mask"])
-        if self.projection_dtype == "float32":
-            return self.decoder.step(*inputs)
-        attentional, state, weights = self.decoder.attentional_step(*inputs)
-        return self.projection(attentional), state, weights
+        return self._decoder_step(tokens, state, context["encoder_outputs"], context.get("keys"),
+                                  context["source_mask"])
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
@@ -214,23 +219,16 @@ class Translator(tf.Module):
         """Tokenises `text` and runs `search(source, rows)` over its sentences; returns the
         source tokens (batch, s) and the search's result for the whole batch, in order.
 
-        `source` is the `_Source` of the sentences at batch positions `rows` (rows,). With
-        `shards` > 1 and enough rows, the batch is searched in parts (`keras_s2s.fast.shards`).
+        `source` is the `_Source` of the sentences at batch positions `rows` (rows,). The
+        splitter hands it the whole batch, or with `shards` > 1 and enough rows, each shard
+        (`keras_s2s.fast.shards`).
         """
         source_ids, source_tokens = self._source_ids(text)
-        batch = tf.shape(source_ids)[0]
 
         def encode_and_search(ids, rows):
             return search(self._encode(ids), rows)
 
-        def whole():
-            return encode_and_search(source_ids, tf.range(batch))
-
-        if self.shards == 1:
-            return source_tokens, whole()
-        return source_tokens, tf.cond(
-            batch >= MIN_ROWS_PER_SHARD * self.shards,
-            lambda: search_in_shards(source_ids, encode_and_search, self.shards), whole)
+        return source_tokens, self._splitter(source_ids, encode_and_search)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
     def _encode_ids(self, source_ids):
@@ -302,6 +300,11 @@ class Translator(tf.Module):
 
 
 _Source = collections.namedtuple("_Source", ["state", "context"])
+
+
+def _whole_batch(source_ids, search):
+    """The textbook splitter: `search(source_ids, rows)` over the whole batch, in one loop."""
+    return search(source_ids, tf.range(tf.shape(source_ids)[0]))
 
 
 def _start_tokens(rows):

@@ -40,3 +40,12 @@ class BFloat16Projection(tf.Module):
         attentional = tf.cast(attentional, tf.bfloat16)  # h̃ (rows, units)
         logits = tf.matmul(attentional, self.kernel)  # (rows, vocab) bfloat16
         return tf.cast(logits, tf.float32) + self.bias
+
+    def decoder_step(self, decoder):
+        """`decoder.step` with this projection in place of the decoder's own W_s: a function
+        (tokens, state, encoder outputs, keys, source mask) -> (logits, state, weights)."""
+        def step(*inputs):
+            attentional, state, weights = decoder.attentional_step(*inputs)
+            return self(attentional), state, weights
+
+        return step

@@ -45,6 +45,18 @@ def search_in_shards(source_ids, search, shards):
                                  *results)
 
 
+def search_in_shards_or_whole(source_ids, search, shards):
+    """`search_in_shards` when every shard gets at least `MIN_ROWS_PER_SHARD` rows, else
+    `search` over the whole batch in one loop: the `Translator`'s splitter for `shards` > 1.
+
+    Same arguments and result as `search_in_shards`; any batch size.
+    """
+    batch = tf.shape(source_ids)[0]
+    return tf.cond(batch >= MIN_ROWS_PER_SHARD * shards,
+                   lambda: search_in_shards(source_ids, search, shards),
+                   lambda: search(source_ids, tf.range(batch)))
+
+
 def concat_padded(tensors):
     """Concatenates (rows_i, ...) tensors on the first axis, zero-padding every other axis
     to the largest size among them."""
