@@ -139,8 +139,9 @@ PROBABILITIES = [1e-9, 0.05, 0.5, 0.25, 0.15, 0.05]
 def sample(keys, **options):
     keys = tf.constant(keys, tf.int64)
     batch = keys.shape[0]
-    return sample_search(one_step_model(PROBABILITIES), tf.zeros([batch], tf.int32),
-                         tf.zeros([batch], tf.int32), END, 3, keys, **options)
+    # In a graph, as the translator runs it: run eagerly, its per-row draws take seconds.
+    return tf.function(lambda: sample_search(one_step_model(PROBABILITIES), tf.zeros([batch], tf.int32),
+                                             tf.zeros([batch], tf.int32), END, 3, keys, **options))()
 
 
 def test_sampling_follows_the_model_distribution():
