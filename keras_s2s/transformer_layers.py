@@ -1,0 +1,212 @@
+"""One Transformer encoder layer and one decoder layer: attention, feed-forward, residuals.
+
+Encoder layer (a source position reads every source position):
+
+    x = x + Dropout(SelfAttention(LN(x)))            padding mask
+    x = x + Dropout(FFN(LN(x)))                      FFN(x) = W_2 max(0, W_1 x + b_1) + b_2
+
+Decoder layer (a target position reads earlier target positions, then the source):
+
+    y = y + Dropout(SelfAttention(LN(y)))            causal mask
+    y = y + Dropout(CrossAttention(LN(y), x))        source padding mask
+    y = y + Dropout(FFN(LN(y)))
+
+That is pre-norm (`norm_first=True`, the default): layer normalisation before each block,
+which trains stably without a long warm-up. Post-norm (the paper's form, `norm_first=False`)
+normalises after each residual sum instead: x = LN(x + Dropout(Block(x))).
+
+Reference:
+    Vaswani et al. Attention Is All You Need. NeurIPS 2017, section 3.1.
+    Xiong et al. On Layer Normalization in the Transformer Architecture. ICML 2020 (pre-norm).
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_s2s.multi_head_attention import MultiHeadAttention
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class FeedForward(keras.layers.Layer):
+    """The position-wise network W_2 max(0, W_1 x + b_1) + b_2: (..., units) -> (..., units)."""
+
+    def __init__(self, units, ff_units, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.ff_units = ff_units
+        self.dropout_rate = dropout
+        self.inner = keras.layers.Dense(ff_units, activation="relu", name="W_1")
+        self.outer = keras.layers.Dense(units, name="W_2")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, inputs_shape):
+        self.inner.build(inputs_shape)
+        self.outer.build(tuple(inputs_shape[:-1]) + (self.ff_units,))
+
+    def call(self, inputs, training=False):
+        return self.outer(self.dropout(self.inner(inputs), training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "ff_units": self.ff_units,
+                "dropout": self.dropout_rate}
+
+
+class _Residual:
+    """x + Dropout(block(LN(x))) (pre-norm) or LN(x + Dropout(block(x))) (post-norm)."""
+
+    def __init__(self, layer_norm, dropout, norm_first):
+        self.layer_norm, self.dropout, self.norm_first = layer_norm, dropout, norm_first
+
+    def __call__(self, inputs, block, training):
+        """`block(normalised inputs) -> (output, extra)`; returns (new inputs, extra)."""
+        output, extra = block(self.layer_norm(inputs) if self.norm_first else inputs)
+        summed = inputs + self.dropout(output, training=training)
+        return (summed if self.norm_first else self.layer_norm(summed)), extra
+
+
+def _layer_norm(name):
+    return keras.layers.LayerNormalization(epsilon=1e-6, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class TransformerEncoderLayer(keras.layers.Layer):
+    """Self-attention and feed-forward, each in a residual block.
+
+    Args:
+        units: d_model.
+        num_heads: attention heads (units must be divisible by it).
+        ff_units: inner width of the feed-forward network.
+        dropout: on each block's output and inside the feed-forward network.
+        attention_dropout: on the attention weights.
+        norm_first: pre-norm (True) or post-norm (False).
+
+    Call arguments:
+        inputs: (batch, s, units).
+        source_mask: (batch, s) bool, False on padding.
+        training: bool.
+
+    Returns:
+        (batch, s, units).
+    """
+
+    def __init__(self, units, num_heads, ff_units, dropout=0.0, attention_dropout=0.0,
+                 norm_first=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.num_heads, self.ff_units = units, num_heads, ff_units
+        self.dropout_rate, self.attention_dropout = dropout, attention_dropout
+        self.norm_first = norm_first
+        self.self_attention = MultiHeadAttention(num_heads, units, attention_dropout,
+                                                 name="self_attention")
+        self.feed_forward = FeedForward(units, ff_units, dropout, name="feed_forward")
+        self.self_attention_norm = _layer_norm("self_attention_norm")
+        self.feed_forward_norm = _layer_norm("feed_forward_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, inputs_shape, source_mask_shape=None):
+        for layer in (self.self_attention_norm, self.feed_forward_norm, self.feed_forward):
+            layer.build(inputs_shape)
+        self.self_attention.build(inputs_shape, inputs_shape)
+
+    def call(self, inputs, source_mask, training=False):
+        residual = lambda norm: _Residual(norm, self.dropout, self.norm_first)  # noqa: E731
+        padding_mask = source_mask[:, tf.newaxis, :]  # (batch, s) -> (batch, 1, s)
+        inputs, _ = residual(self.self_attention_norm)(
+            inputs, lambda x: self.self_attention(x, x, padding_mask, training=training), training)
+        inputs, _ = residual(self.feed_forward_norm)(
+            inputs, lambda x: (self.feed_forward(x, training=training), None), training)
+        return inputs
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "num_heads": self.num_heads,
+                "ff_units": self.ff_units, "dropout": self.dropout_rate,
+                "attention_dropout": self.attention_dropout, "norm_first": self.norm_first}
+
+
+@keras.saving.register_keras_serializable(package="keras_s2s")
+class TransformerDecoderLayer(keras.layers.Layer):
+    """Causal self-attention, cross-attention over the encoder outputs, feed-forward.
+
+    Args: as `TransformerEncoderLayer`.
+
+    Call arguments:
+        inputs: (batch, t, units), the embedded target prefix.
+        encoder_outputs: (batch, s, units).
+        source_mask: (batch, s) bool, False on source padding.
+        training: bool.
+
+    Returns:
+        (batch, t, units) and the cross-attention weights (batch, heads, t, s).
+
+    `step` runs one new target position per row with a key/value cache of the earlier ones.
+    """
+
+    def __init__(self, units, num_heads, ff_units, dropout=0.0, attention_dropout=0.0,
+                 norm_first=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.num_heads, self.ff_units = units, num_heads, ff_units
+        self.dropout_rate, self.attention_dropout = dropout, attention_dropout
+        self.norm_first = norm_first
+        self.self_attention = MultiHeadAttention(num_heads, units, attention_dropout,
+                                                 name="self_attention")
+        self.cross_attention = MultiHeadAttention(num_heads, units, attention_dropout,
+                                                  name="cross_attention")
+        self.feed_forward = FeedForward(units, ff_units, dropout, name="feed_forward")
+        self.self_attention_norm = _layer_norm("self_attention_norm")
+        self.cross_attention_norm = _layer_norm("cross_attention_norm")
+        self.feed_forward_norm = _layer_norm("feed_forward_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, inputs_shape, encoder_outputs_shape=None, source_mask_shape=None):
+        encoder_outputs_shape = encoder_outputs_shape or inputs_shape
+        for layer in (self.self_attention_norm, self.cross_attention_norm,
+                      self.feed_forward_norm, self.feed_forward):
+            layer.build(inputs_shape)
+        self.self_attention.build(inputs_shape, inputs_shape)
+        self.cross_attention.build(inputs_shape, encoder_outputs_shape)
+
+    def _residual(self, norm):
+        return _Residual(norm, self.dropout, self.norm_first)
+
+    def call(self, inputs, encoder_outputs, source_mask, training=False):
+        length = tf.shape(inputs)[1]
+        # Position i sees positions 0..i: the lower triangle, True where attending is allowed.
+        causal_mask = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)[tf.newaxis]
+        inputs, _ = self._residual(self.self_attention_norm)(
+            inputs, lambda y: self.self_attention(y, y, causal_mask, training=training), training)
+        padding_mask = source_mask[:, tf.newaxis, :]  # (batch, 1, s)
+        inputs, weights = self._residual(self.cross_attention_norm)(
+            inputs, lambda y: self.cross_attention(y, encoder_outputs, padding_mask,
+                                                   training=training), training)
+        inputs, _ = self._residual(self.feed_forward_norm)(
+            inputs, lambda y: (self.feed_forward(y, training=training), None), training)
+        return inputs, weights  # (batch, t, units), (batch, heads, t, s)
+
+    def step(self, inputs, cache, positions, cross_keys_values, source_mask):
+        """One target position per row, reading the cache of the earlier ones.
+
+        Args:
+            inputs: (rows, units), the new token's embedding (or the layer below's output).
+            cache: this layer's self-attention (keys, values), each
+                (rows, heads, max_length, head_units).
+            positions: (rows,) int32, the new token's position.
+            cross_keys_values: `cross_attention.project_keys_values(encoder_outputs)`.
+            source_mask: (rows, s) bool.
+
+        Returns:
+            outputs (rows, units), the updated cache, cross-attention weights (rows, heads, s).
+        """
+        def self_attend(y):
+            output, new_cache, _ = self.self_attention.cached_self_attention_step(y, cache, positions)
+            return output, new_cache
+
+        inputs, cache = self._residual(self.self_attention_norm)(inputs, self_attend, False)
+        inputs, weights = self._residual(self.cross_attention_norm)(
+            inputs, lambda y: self.cross_attention.step(y, cross_keys_values, source_mask), False)
+        inputs, _ = self._residual(self.feed_forward_norm)(
+            inputs, lambda y: (self.feed_forward(y), None), False)
+        return inputs, cache, weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "num_heads": self.num_heads,
+                "ff_units": self.ff_units, "dropout": self.dropout_rate,
+                "attention_dropout": self.attention_dropout, "norm_first": self.norm_first}
