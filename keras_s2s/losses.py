@@ -23,13 +23,12 @@ def masked_cross_entropy(labels, logits, label_smoothing=0.0):
     """
     mask = tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)  # (batch, t)
     logits = tf.cast(logits, tf.float32)
+    per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)  # (batch, t)
     if label_smoothing:
-        vocab_size = tf.shape(logits)[-1]
-        targets = tf.one_hot(labels, vocab_size, on_value=1.0 - label_smoothing,
-                             off_value=0.0) + label_smoothing / tf.cast(vocab_size, tf.float32)
-        per_token = tf.nn.softmax_cross_entropy_with_logits(targets, logits)  # (batch, t)
-    else:
-        per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)  # (batch, t)
+        # The smoothed target (1 - e) one_hot(y) + e / vocab, without building it:
+        #   -sum_v target_v log p_v = (1 - e) (-log p_y) + e (logsumexp(z) - mean_v z_v).
+        uniform_term = tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_mean(logits, axis=-1)
+        per_token = (1.0 - label_smoothing) * per_token + label_smoothing * uniform_term
     return tf.reduce_sum(per_token * mask), tf.reduce_sum(mask)
 
 
