@@ -38,6 +38,9 @@ def main(argv=None):
     train.add_argument("--checkpoint-dir", required=True)
     train.add_argument("--preset", help="model and training preset (default: the task's or "
                        "corpus's own; the ModelConfig/TrainConfig defaults for --pairs)")
+    train.add_argument("--architecture", choices=("rnn", "transformer"),
+                       help="a new model of this architecture with the ModelConfig defaults "
+                       "(for --pairs; a preset brings its own)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--train-size", type=int, default=20000, help="pairs drawn for --task")
@@ -100,7 +103,7 @@ def main(argv=None):
                              "latency; TensorFlow Serving then needs "
                              "--xla_cpu_compilation_enabled=true")
     export.add_argument("--shards", type=int, default=1,
-                        help="decode a batch in this many parts at once, one per core; for "
+                        help="decode a batch in this many shards at once, one per core; for "
                              "a server run with one thread per op "
                              "(--tensorflow_intra_op_parallelism=1)")
 
@@ -163,7 +166,7 @@ def _train(args):
               batch_size=args.batch_size, train_size=args.train_size, test_size=args.test_size,
               seed=args.seed, source_column=args.source_column,
               target_column=args.target_column, average_last=args.average_last,
-              export_path=args.export, log_dir=args.log_dir)
+              export_path=args.export, log_dir=args.log_dir, architecture=args.architecture)
     return 0
 
 

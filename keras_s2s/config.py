@@ -11,6 +11,9 @@ from typing import Optional
 TOKENIZERS = ("word", "char", "sentencepiece")
 CELLS = ("gru", "lstm")
 ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat")
+ARCHITECTURES = ("rnn", "transformer")
+POSITIONAL_KINDS = ("sinusoidal", "learned")
+LEARNING_RATE_DECAYS = ("none", "cosine", "inverse-sqrt")
 
 
 def _check_choice(name, value, choices):
@@ -47,6 +50,13 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on embeddings and on the attentional vector
     beam_size: int = 1  # default decoding (translate(), serving_default): 1 greedy, >1 beam search
     length_penalty: float = 0.6  # GNMT length-penalty exponent alpha used by beam search
+    architecture: str = "rnn"  # "rnn" (the fields above) or "transformer" (units is d_model; the fields below)
+    num_heads: int = 4  # transformer: attention heads per layer; units must be divisible by it
+    ff_units: int = 1024  # transformer: inner width of each position-wise feed-forward network
+    norm_first: bool = True  # transformer: layer norm before each block (pre-norm) or after it (post-norm)
+    positional: str = "sinusoidal"  # transformer: "sinusoidal" position table (fixed) or "learned"
+    attention_dropout: float = 0.0  # transformer: dropout on the attention weights
+    share_embeddings: bool = False  # transformer: one vocabulary for both sides, one matrix for source, target and output
 
     def __post_init__(self):
         _check_choice("source_tokenizer", self.source_tokenizer, TOKENIZERS)
@@ -67,6 +77,29 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout}.")
         if self.length_penalty < 0:
             raise ValueError(f"length_penalty must be >= 0; got {self.length_penalty}.")
+        _check_choice("architecture", self.architecture, ARCHITECTURES)
+        _check_choice("positional", self.positional, POSITIONAL_KINDS)
+        for name in ("num_heads", "ff_units"):
+            _check_positive(name, getattr(self, name))
+        if not 0.0 <= self.attention_dropout < 1.0:
+            raise ValueError(f"attention_dropout must be in [0, 1); got {self.attention_dropout}.")
+        if self.architecture == "transformer":
+            if self.units % self.num_heads:
+                raise ValueError(f"units must be divisible by num_heads; got units={self.units}, "
+                                 f"num_heads={self.num_heads}.")
+            if self.units % 2:
+                raise ValueError(f"units must be even for the positional table; got units={self.units}.")
+        if self.share_embeddings:
+            if self.architecture != "transformer":
+                raise ValueError("share_embeddings=True needs architecture='transformer'; "
+                                 f"got architecture={self.architecture!r}.")
+            if (self.source_tokenizer, self.max_source_vocab) != (self.target_tokenizer,
+                                                                   self.max_target_vocab):
+                raise ValueError(
+                    "share_embeddings=True needs one vocabulary for both sides: the same "
+                    f"source_tokenizer/target_tokenizer ({self.source_tokenizer!r}, "
+                    f"{self.target_tokenizer!r}) and max_source_vocab/max_target_vocab "
+                    f"({self.max_source_vocab}, {self.max_target_vocab}).")
 
 
 @dataclasses.dataclass
@@ -80,7 +113,8 @@ class TrainConfig:
     label_smoothing: float = 0.0  # probability mass spread over the vocabulary in the loss
     seed: int = 0  # seeds weight initialisation, dropout and shuffling
     validation_fraction: float = 0.05  # share of pairs held out for validation when none are given
-    learning_rate_decay: str = "none"  # "none", or "cosine": down to 10 % of learning_rate at the end
+    learning_rate_decay: str = "none"  # "none", "cosine" (down to 10 % at the end) or "inverse-sqrt"
+    warmup_steps: int = 0  # steps of linear warm-up from 0 to learning_rate (cosine, inverse-sqrt)
     keep_checkpoints: int = 3  # newest checkpoints kept (average_checkpoints reads them)
 
     def __post_init__(self):
@@ -92,7 +126,12 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be >= 0; got {self.clip_norm}.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
-        _check_choice("learning_rate_decay", self.learning_rate_decay, ("none", "cosine"))
+        _check_choice("learning_rate_decay", self.learning_rate_decay, LEARNING_RATE_DECAYS)
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be a non-negative integer; got {self.warmup_steps!r}.")
+        if self.learning_rate_decay == "inverse-sqrt" and self.warmup_steps < 1:
+            raise ValueError("learning_rate_decay='inverse-sqrt' needs warmup_steps >= 1; "
+                             f"got warmup_steps={self.warmup_steps}.")
         _check_positive("keep_checkpoints", self.keep_checkpoints)
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(
@@ -121,6 +160,21 @@ PRESETS = {
                     max_target_length=16, embedding_dim=64, units=128, attention_units=128),
         TrainConfig(epochs=6, batch_size=64, learning_rate=3e-3),
     ),
+    # The embedded tasks with a small Transformer (2 + 2 layers, d_model 64 or 128).
+    "dates-transformer": (
+        ModelConfig(source_tokenizer="char", target_tokenizer="char", max_source_length=48,
+                    max_target_length=12, architecture="transformer", units=64, num_layers=2,
+                    num_heads=4, ff_units=128),
+        TrainConfig(epochs=4, batch_size=64, learning_rate=2e-3,
+                    learning_rate_decay="inverse-sqrt", warmup_steps=200),
+    ),
+    "toy-ko-transformer": (
+        ModelConfig(source_tokenizer="word", target_tokenizer="word", max_source_length=24,
+                    max_target_length=16, architecture="transformer", units=128, num_layers=2,
+                    num_heads=4, ff_units=256),
+        TrainConfig(epochs=6, batch_size=64, learning_rate=2e-3,
+                    learning_rate_decay="inverse-sqrt", warmup_steps=200),
+    ),
     # Multi30k de->en: SentencePiece on both sides, bi-GRU 384 + Bahdanau, regularised for
     # 29,000 pairs and sized so the export stays under 25 MB (5.85M parameters); the README
     # gives the measured BLEU and training time.
@@ -131,6 +185,18 @@ PRESETS = {
                     dropout=0.3, beam_size=5, length_penalty=0.6),
         TrainConfig(epochs=25, batch_size=64, learning_rate=2e-3, label_smoothing=0.1,
                     learning_rate_decay="cosine", keep_checkpoints=5),
+    ),
+    # Multi30k de->en with a Transformer: one cased SentencePiece vocabulary for both sides,
+    # its embeddings tied to the output projection; sized for an hour on a 2-core CPU
+    # (saved_models/multi30k-de-en-transformer/README.md gives what it reached).
+    "multi30k-de-en-transformer": (
+        ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
+                    lowercase=False, max_source_vocab=8000, max_target_vocab=8000,
+                    max_source_length=80, max_target_length=80, architecture="transformer",
+                    units=256, num_layers=3, num_heads=4, ff_units=1024, dropout=0.1,
+                    share_embeddings=True, beam_size=5, length_penalty=0.6),
+        TrainConfig(epochs=12, batch_size=64, learning_rate=1e-3, label_smoothing=0.1,
+                    learning_rate_decay="inverse-sqrt", warmup_steps=500, keep_checkpoints=5),
     ),
     # Anki spa->eng (110,000 training pairs of short sentences): a few epochs go a long way.
     "anki-spa-eng": (

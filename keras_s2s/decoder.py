@@ -115,6 +115,11 @@ class Decoder(keras.layers.Layer):
         # The RNN states' dtype, so that a mixed-precision model keeps one dtype in its loops.
         return rnn_states, tf.zeros([batch, self.units], rnn_states[0][0].dtype)
 
+    def search_state(self, encoder_states, encoder_outputs, max_length):
+        """The state before [START] in a search: `initial_state(encoder_states)`; the
+        encoder outputs and the search's length are what a Transformer decoder needs."""
+        return self.initial_state(encoder_states)
+
     def compute_keys(self, encoder_outputs):
         """(batch, s, units) -> attention keys, computed once per sentence (None without attention)."""
         if self.attention is None:

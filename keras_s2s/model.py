@@ -19,16 +19,61 @@ from keras_s2s import distribute
 from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
 from keras_s2s.losses import masked_correct, masked_cross_entropy
-from keras_s2s.text import PAD_ID, TextProcessor, Vocabulary, build_vocabulary, make_tokenizer
+from keras_s2s.positional_encoding import PositionalEmbedding
+from keras_s2s.text import PAD_ID, START_ID, TextProcessor, Vocabulary, build_vocabulary, make_tokenizer
+from keras_s2s.transformer import TransformerDecoder, TransformerEncoder
 
 CONFIG_FILE = "config.json"
 SOURCE_VOCAB_FILE = "source_vocab.txt"
 TARGET_VOCAB_FILE = "target_vocab.txt"
 
 
+def make_encoder_decoder(model_config, source_vocabulary, target_vocabulary):
+    """The (encoder, decoder) pair of `model_config.architecture`, unbuilt."""
+    if model_config.architecture == "transformer":
+        return _make_transformer(model_config, source_vocabulary, target_vocabulary)
+    shared = dict(embedding_dim=model_config.embedding_dim, units=model_config.units,
+                  cell=model_config.cell, num_layers=model_config.num_layers,
+                  dropout=model_config.dropout)
+    encoder = Encoder(len(source_vocabulary), bidirectional=model_config.bidirectional,
+                      name="encoder", **shared)
+    decoder = Decoder(len(target_vocabulary), attention=model_config.attention,
+                      attention_units=model_config.attention_units,
+                      input_feeding=model_config.input_feeding, name="decoder", **shared)
+    return encoder, decoder
+
+
+def _make_transformer(model_config, source_vocabulary, target_vocabulary):
+    # Room for every position either side can have: [START] + clipped tokens + [END].
+    max_length = max(model_config.max_source_length, model_config.max_target_length) + 1
+    shared = dict(units=model_config.units, num_layers=model_config.num_layers,
+                  num_heads=model_config.num_heads, ff_units=model_config.ff_units,
+                  max_length=max_length, dropout=model_config.dropout,
+                  attention_dropout=model_config.attention_dropout,
+                  norm_first=model_config.norm_first, positional=model_config.positional)
+    embedding = None
+    if model_config.share_embeddings:
+        if source_vocabulary != target_vocabulary:
+            raise ValueError(
+                "share_embeddings=True needs the same source and target vocabulary; got "
+                f"{len(source_vocabulary)} source and {len(target_vocabulary)} target entries "
+                "that differ. Build the model with Seq2Seq.from_pairs, which learns one.")
+        embedding = PositionalEmbedding(len(source_vocabulary), model_config.units, max_length,
+                                        model_config.positional, name="shared_embedding")
+    encoder = TransformerEncoder(len(source_vocabulary), embedding=embedding, name="encoder",
+                                 **shared)
+    decoder = TransformerDecoder(len(target_vocabulary), embedding=embedding, name="decoder",
+                                 tie_embeddings=model_config.share_embeddings, **shared)
+    return encoder, decoder
+
+
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class Seq2Seq(keras.Model):
     """Encoder-decoder with attention, trained by teacher forcing.
+
+    The architecture is `model_config.architecture`: "rnn" (`Encoder`, `Decoder` with
+    Bahdanau or Luong attention) or "transformer" (`TransformerEncoder`,
+    `TransformerDecoder`); both present the same interface to everything below.
 
     `train_step` and `test_step` accept batches of raw strings (batch,) or of token ids
     (batch, s) / (batch, t + 2) as `make_dataset` yields them; target ids run from [START]
@@ -59,14 +104,8 @@ class Seq2Seq(keras.Model):
                                          model_config.max_source_length, name="source_text")
         self.target_text = TextProcessor(target_tokenizer, target_vocabulary,
                                          model_config.max_target_length, name="target_text")
-        shared = dict(embedding_dim=model_config.embedding_dim, units=model_config.units,
-                      cell=model_config.cell, num_layers=model_config.num_layers,
-                      dropout=model_config.dropout)
-        self.encoder = Encoder(len(source_vocabulary), bidirectional=model_config.bidirectional,
-                               name="encoder", **shared)
-        self.decoder = Decoder(len(target_vocabulary), attention=model_config.attention,
-                               attention_units=model_config.attention_units,
-                               input_feeding=model_config.input_feeding, name="decoder", **shared)
+        self.encoder, self.decoder = make_encoder_decoder(
+            model_config, source_vocabulary, target_vocabulary)
         self.label_smoothing = 0.0
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
@@ -83,6 +122,12 @@ class Seq2Seq(keras.Model):
         sources, targets = zip(*pairs)
         shared = dict(lowercase=model_config.lowercase, normalization=model_config.normalization,
                       min_count=model_config.min_count)
+        if model_config.share_embeddings:
+            # One vocabulary learned from both sides: the same piece has one id (and one
+            # embedding) whichever side it appears on.
+            vocabulary = build_vocabulary(list(sources) + list(targets), model_config.source_tokenizer,
+                                          max_size=model_config.max_source_vocab, **shared)
+            return cls(model_config, vocabulary, vocabulary, **kwargs)
         source_vocabulary = build_vocabulary(list(sources), model_config.source_tokenizer,
                                              max_size=model_config.max_source_vocab, **shared)
         target_vocabulary = build_vocabulary(list(targets), model_config.target_tokenizer,
@@ -192,6 +237,28 @@ class Seq2Seq(keras.Model):
                              "Wrap it: translate([text]).")
         outputs = self.translator(max_length).translate(tf.constant(list(texts), tf.string))
         return [text.decode("utf-8") for text in outputs["text"].numpy()]
+
+    def attention_heads(self, texts, max_length=None):
+        """Where every layer and head of a Transformer looked in its greedy translations.
+
+        Returns (batch, layers, heads, t, s) float32 cross-attention weights, t over the
+        output tokens ([END] included) and s over the source tokens, as in the `Translator`'s
+        `attention` output, which is the last layer's average over heads.
+        """
+        if self.model_config.architecture != "transformer":
+            raise ValueError("attention_heads needs architecture='transformer'; got "
+                             f"architecture={self.model_config.architecture!r}.")
+        texts = tf.constant(list(texts), tf.string)
+        outputs = self.translator(max_length).greedy(texts)
+        target_tokens = outputs["target_tokens"]  # (batch, t), "" after [END]
+        target_ids = tf.where(target_tokens == "", PAD_ID,
+                              tf.cast(self.target_text.token_to_id.lookup(target_tokens), tf.int32))
+        # Teacher forcing on the model's own output reproduces the search's attention.
+        decoder_inputs = tf.concat([tf.fill([tf.shape(texts)[0], 1], START_ID), target_ids[:, :-1]], 1)
+        source_ids = self.source_text.encode(texts).to_tensor()  # (batch, s)
+        encoder_outputs, _ = self.encoder(source_ids)
+        return self.decoder.cross_attention_weights(decoder_inputs, encoder_outputs,
+                                                    tf.not_equal(source_ids, PAD_ID))
 
     def export(self, filepath, max_length=None, projection_dtype="float32", jit_compile=False,
                shards=1):

@@ -51,7 +51,7 @@ def load_pairs(task=None, pairs_path=None, corpus=None, data_dir=None, train_siz
 def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=None,
               preset_name=None, epochs=None, batch_size=None, train_size=20000, test_size=1000,
               seed=0, source_column=0, target_column=1, average_last=0, export_path=None,
-              log_dir=None):
+              log_dir=None, architecture=None):
     """Trains (or resumes) a model in `checkpoint_dir`, scores it, optionally exports it;
     with `log_dir`, each epoch's scalars also go to TensorBoard logs there (`train`).
 
@@ -79,6 +79,12 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
         model_config, train_config = config_lib.preset(preset_name or task or corpus)
     else:
         model_config, train_config = config_lib.ModelConfig(), config_lib.TrainConfig()
+    if architecture and not resuming and architecture != model_config.architecture:
+        if preset_name or (task or corpus) in config_lib.PRESETS:
+            raise ValueError(f"architecture={architecture!r} differs from the preset's "
+                             f"{model_config.architecture!r}; choose a preset of that "
+                             "architecture (e.g. multi30k-de-en-transformer) instead.")
+        model_config = config_lib.ModelConfig(architecture=architecture)
     overrides = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size))
                  if value is not None}
     train_config = dataclasses.replace(train_config, **overrides)

@@ -29,6 +29,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from keras_s2s import distribute
+from keras_s2s.schedules import InverseSquareRootSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,17 @@ def make_optimizer(train_config, steps_per_epoch=None):
     if train_config.learning_rate_decay == "cosine":
         if not steps_per_epoch:
             raise ValueError("learning_rate_decay='cosine' needs steps_per_epoch.")
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=train_config.epochs * steps_per_epoch, alpha=0.1)
+        total_steps = train_config.epochs * steps_per_epoch
+        if train_config.warmup_steps:
+            # Keras' own warm-up: from 0 up to the learning rate, then the cosine.
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                0.0, decay_steps=max(total_steps - train_config.warmup_steps, 1), alpha=0.1,
+                warmup_target=learning_rate, warmup_steps=train_config.warmup_steps)
+        else:
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                learning_rate, decay_steps=total_steps, alpha=0.1)
+    elif train_config.learning_rate_decay == "inverse-sqrt":
+        learning_rate = InverseSquareRootSchedule(learning_rate, train_config.warmup_steps)
     return keras.optimizers.Adam(learning_rate=learning_rate,
                                  global_clipnorm=train_config.clip_norm or None)
 
