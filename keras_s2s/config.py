@@ -50,13 +50,13 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on embeddings and on the attentional vector
     beam_size: int = 1  # default decoding (translate(), serving_default): 1 greedy, >1 beam search
     length_penalty: float = 0.6  # GNMT length-penalty exponent alpha used by beam search
-    architecture: str = "rnn"  # "rnn" (the fields above) or "transformer" (units is d_model; the fields below)
+    architecture: str = "rnn"  # "rnn" (fields above) or "transformer" (units is d_model; fields below)
     num_heads: int = 4  # transformer: attention heads per layer; units must be divisible by it
     ff_units: int = 1024  # transformer: inner width of each position-wise feed-forward network
     norm_first: bool = True  # transformer: layer norm before each block (pre-norm) or after it (post-norm)
     positional: str = "sinusoidal"  # transformer: "sinusoidal" position table (fixed) or "learned"
     attention_dropout: float = 0.0  # transformer: dropout on the attention weights
-    share_embeddings: bool = False  # transformer: one vocabulary for both sides, one matrix for source, target and output
+    share_embeddings: bool = False  # transformer: one vocabulary, one matrix for source, target, output
 
     def __post_init__(self):
         _check_choice("source_tokenizer", self.source_tokenizer, TOKENIZERS)
