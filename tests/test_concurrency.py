@@ -13,8 +13,9 @@ THREADS = 8
 SENTENCES = ["Wednesday, March 3, 2021", "3rd of March 2021", "03/03/2021", "MAR 3 2021",
              "the 1st of January, 1900", "", "12 Dec 1999", "July 4th, 1776", "🙂 ١٢ مارس",
              "Friday, 13 August 2027"]
-# Batches of different sizes and contents, so that threads run different shapes at once.
-BATCHES = [SENTENCES[index:index + size] for size in (1, 3, 10) for index in range(0, 10, 2)]
+# Batches of different sizes and contents, so that threads run different shapes at once:
+# nine, one more than the threads, so every thread has one when they are released.
+BATCHES = [SENTENCES[index:index + size] for size in (1, 3, 10) for index in range(0, 10, 4)]
 
 
 def decode_all(translator, texts, signatures=False):
