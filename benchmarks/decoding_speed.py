@@ -124,7 +124,7 @@ def main():
                              "of small batches")
     parser.add_argument("--shards", type=int, default=1,
                         help="with --checkpoint-dir: export decoding batches in this many "
-                             "concurrent parts (pair with --intra-op-threads 1)")
+                             "concurrent shards (pair with --intra-op-threads 1)")
     parser.add_argument("--source", required=True, help="sentences, one a line")
     parser.add_argument("--sentences", type=int, default=1024)
     parser.add_argument("--batch-sizes", default="1,16,64,256")

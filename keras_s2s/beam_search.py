@@ -13,7 +13,7 @@ hypothesis of every sentence is finished, or at `max_length`.
 
 Shapes: the model sees (sentences * beam, ...) rows, the beams of a sentence next to each
 other. Per-sentence tensors the step reads (encoder outputs, attention keys) are best passed
-as `context`: they are tiled here, and sentences that are done leave the batch. Anything
+as `row_inputs`: they are tiled here, and sentences that are done leave the batch. Anything
 `next_step` closes over instead must be tiled the same way with `tile_beams`, and then every
 sentence stays in the batch to the end.
 
@@ -25,7 +25,7 @@ import collections
 
 import tensorflow as tf
 
-from keras_s2s.search import step_with_context, zero_rows
+from keras_s2s.search import step_with_row_inputs, zero_rows
 
 BeamResult = collections.namedtuple(
     "BeamResult", ["tokens", "lengths", "scores", "log_probs", "step_outputs"])
@@ -50,12 +50,12 @@ def tile_beams(nest, beam_size):
 
 
 def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam_size,
-                alpha=0.6, pad_id=0, context=None):
+                alpha=0.6, pad_id=0, row_inputs=None):
     """Batched beam search in one graph loop.
 
     Args:
-        next_step: (batch * beam,) tokens, state -> logits, state, step_output; with a
-            `context`, also given the context rows of the hypotheses in play.
+        next_step: (batch * beam,) tokens, state -> logits, state, step_output; with
+            `row_inputs`, also given the row inputs of the hypotheses in play.
         initial_state: state nest for each sentence (batch, ...); tiled here.
         start_tokens: (batch,) int32.
         end_id: token that finishes a hypothesis.
@@ -63,7 +63,7 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
         beam_size: hypotheses kept per sentence (int or scalar tensor); 1 is greedy search.
         alpha: length-penalty exponent.
         pad_id: written after a hypothesis has finished.
-        context: optional nest of per-sentence (batch, ...) tensors the step reads but never
+        row_inputs: optional nest of per-sentence (batch, ...) tensors the step reads but never
             changes (encoder outputs, attention keys, source mask); tiled here. With it, a
             sentence whose hypotheses have all finished leaves the batch, so the model runs
             only on sentences still being searched.
@@ -73,7 +73,7 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
     """
     beam_size = tf.convert_to_tensor(beam_size, tf.int32)
     batch = tf.shape(start_tokens)[0]
-    call_step, context, compact = step_with_context(next_step, context)
+    call_step, row_inputs, drop_finished = step_with_row_inputs(next_step, row_inputs)
     # Only the first hypothesis is alive at the start, so that the first expansion does
     # not fill the beam with copies of one token.
     log_probs = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[tf.newaxis],
@@ -83,13 +83,13 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
     records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
                     for dtype in (tf.int32, tf.int32, tf.int32, tf.float32))
 
-    def keep_going(step, sentences, tokens, state, context, log_probs, lengths, finished, *_):
+    def keep_going(step, sentences, tokens, state, row_inputs, log_probs, lengths, finished, *_):
         return tf.logical_and(step < max_length,
                               tf.logical_or(step == 0, tf.logical_not(tf.reduce_all(finished))))
 
-    def body(step, sentences, tokens, state, context, log_probs, lengths, finished,
+    def body(step, sentences, tokens, state, row_inputs, log_probs, lengths, finished,
              final_log_probs, final_lengths, records):
-        logits, state, step_output = call_step(tokens, state, context)  # (sentences * beam, vocab)
+        logits, state, step_output = call_step(tokens, state, row_inputs)  # (sentences * beam, vocab)
         in_play = tf.shape(sentences)[0]
         # A hypothesis's extensions share its score and length, so only its `beam_size` most
         # likely tokens can be among the best `beam_size` extensions of the sentence: the
@@ -127,8 +127,8 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
         final_log_probs = tf.tensor_scatter_nd_update(final_log_probs, sentences[:, tf.newaxis], log_probs)
         final_lengths = tf.tensor_scatter_nd_update(final_lengths, sentences[:, tf.newaxis], lengths)
         per_sentence = (sentences, log_probs, lengths, finished)  # (in_play, ...) each
-        per_row = (tf.reshape(new_tokens, [-1]), state, context)  # (in_play * beam, ...) each
-        if compact:
+        per_row = (tf.reshape(new_tokens, [-1]), state, row_inputs)  # (in_play * beam, ...) each
+        if drop_finished:
             # A sentence whose hypotheses have all finished leaves; the gathers run only on
             # the steps where one did.
             def leave():
@@ -140,12 +140,12 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
             per_sentence, per_row = tf.cond(tf.reduce_any(tf.reduce_all(finished, axis=1)), leave,
                                             lambda: (per_sentence, per_row))
         sentences, log_probs, lengths, finished = per_sentence
-        tokens, state, context = per_row
-        return (step + 1, sentences, tokens, state, context, log_probs, lengths, finished,
+        tokens, state, row_inputs = per_row
+        return (step + 1, sentences, tokens, state, row_inputs, log_probs, lengths, finished,
                 final_log_probs, final_lengths, records)
 
     loop_vars = (tf.constant(0), tf.range(batch), tf.repeat(tf.cast(start_tokens, tf.int32), beam_size),
-                 tile_beams(initial_state, beam_size), tile_beams(context, beam_size), log_probs,
+                 tile_beams(initial_state, beam_size), tile_beams(row_inputs, beam_size), log_probs,
                  tf.zeros([batch, beam_size], tf.int32), tf.zeros([batch, beam_size], tf.bool),
                  log_probs, tf.zeros([batch, beam_size], tf.int32), records)
     # Sentences leave and the beam size may be a tensor: batch and beam stay open dimensions.

@@ -9,9 +9,9 @@ returned stacked (batch, t, ...): the decoder uses it for attention weights. All
 `tf.while_loop`s, so a search runs inside one graph call for a whole batch and exports with
 the model.
 
-Greedy and sampling searches also accept a `context`: a nest of per-row tensors the step
+Greedy and sampling searches also accept `row_inputs`: a nest of per-row tensors the step
 reads but never changes (encoder outputs, attention keys, the source mask). Then
-`next_step(tokens, state, context)` is called with the rows that are still decoding only:
+`next_step(tokens, state, row_inputs)` is called with the rows that are still decoding only:
 a row that has produced the end token leaves the batch, so a batch costs the sum of its
 output lengths instead of its size times its longest output.
 """
@@ -32,7 +32,7 @@ step_outputs: (batch, t, ...), what `next_step` reported at each step (zeros aft
 
 
 def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id=0,
-                  context=None):
+                  row_inputs=None):
     """Takes the most likely token at every step until every row has produced `end_id`.
 
     Args:
@@ -42,14 +42,14 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
         end_id: the token that finishes a row.
         max_length: int or scalar tensor, most tokens produced per row.
         pad_id: written after a row has finished.
-        context: optional nest of (batch, ...) tensors passed to `next_step` as a third
+        row_inputs: optional nest of (batch, ...) tensors passed to `next_step` as a third
             argument; finished rows then leave the batch (see module docstring).
 
     Returns:
         A `SearchResult`; scores are summed log-probabilities.
     """
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
-                            pad_id, lambda logits, step, rows: most_likely(logits), context)
+                            pad_id, lambda logits, step, rows: most_likely(logits), row_inputs)
 
 
 def most_likely(logits):
@@ -62,11 +62,11 @@ def most_likely(logits):
 
 
 def sample_search(next_step, initial_state, start_tokens, end_id, max_length, row_keys,
-                  temperature=1.0, top_k=0, top_p=1.0, pad_id=0, context=None):
+                  temperature=1.0, top_k=0, top_p=1.0, pad_id=0, row_inputs=None):
     """Draws every token from the model's (reshaped) distribution: varied output for a chatbot.
 
     Args:
-        next_step, initial_state, start_tokens, end_id, max_length, pad_id, context: as
+        next_step, initial_state, start_tokens, end_id, max_length, pad_id, row_inputs: as
             `greedy_search`.
         row_keys: (batch,) int64, one random key per row. A row's draws depend only on its
             key and the step, never on the batch it is in, so the same key always gives the
@@ -102,7 +102,7 @@ def sample_search(next_step, initial_state, start_tokens, end_id, max_length, ro
         return tokens, tf.gather(log_probs, tokens, batch_dims=1)
 
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
-                            pad_id, draw, context)
+                            pad_id, draw, row_inputs)
 
 
 def filter_logits(logits, top_k=0, top_p=1.0):
@@ -128,27 +128,27 @@ def filter_logits(logits, top_k=0, top_p=1.0):
 
 
 def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id, choose,
-                     context=None):
+                     row_inputs=None):
     """The loop shared by greedy and sampling: one token per row per step, chosen by
     `choose(logits (rows, vocab), step, rows) -> (tokens (rows,) int32, their log-probabilities
     (rows,))`, where `rows` (rows,) holds the batch positions of the rows in play."""
     batch = tf.shape(start_tokens)[0]
-    call_step, context, compact = step_with_context(next_step, context)
+    call_step, row_inputs, drop_finished = step_with_row_inputs(next_step, row_inputs)
     # Each step records (row, step) places and what those rows produced; the (batch, t)
     # results are assembled once after the loop, so no step pays for the whole batch.
     records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
                     for dtype in (tf.int32, tf.int32, tf.float32, tf.float32))
 
-    def keep_going(step, rows, tokens, state, context, finished, records):
+    def keep_going(step, rows, tokens, state, row_inputs, finished, records):
         # At least one step always runs so that the results have a known shape, even for
         # an empty batch.
         return tf.logical_and(step < max_length,
                               tf.logical_or(step == 0, tf.logical_not(tf.reduce_all(finished))))
 
-    def body(step, rows, tokens, state, context, finished, records):
-        logits, state, step_output = call_step(tokens, state, context)  # (rows, vocab)
+    def body(step, rows, tokens, state, row_inputs, finished, records):
+        logits, state, step_output = call_step(tokens, state, row_inputs)  # (rows, vocab)
         next_tokens, chosen = choose(logits, step, rows)  # (rows,), (rows,)
-        if not compact:
+        if not drop_finished:
             # Finished rows stay in the batch: they repeat padding and add nothing.
             next_tokens = tf.where(finished, pad_id, next_tokens)
             chosen = tf.where(finished, 0.0, chosen)
@@ -157,19 +157,19 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
         records = tuple(array.write(step, value) for array, value in zip(
             records, (places, next_tokens, chosen, tf.cast(step_output, tf.float32))))
         finished = finished | tf.equal(next_tokens, end_id)
-        carried = (rows, next_tokens, finished, state, context)
-        if compact:
+        carried = (rows, next_tokens, finished, state, row_inputs)
+        if drop_finished:
             # Finished rows leave, so every row in play is unfinished; the gathers run only
             # on the steps where some row finished.
             def leave():
                 in_play = tf.reshape(tf.where(tf.logical_not(finished)), [-1])  # (rows left,)
                 return tf.nest.map_structure(lambda tensor: tf.gather(tensor, in_play), carried)
             carried = tf.cond(tf.reduce_any(finished), leave, lambda: carried)
-        rows, next_tokens, finished, state, context = carried
-        return step + 1, rows, next_tokens, state, context, finished, records
+        rows, next_tokens, finished, state, row_inputs = carried
+        return step + 1, rows, next_tokens, state, row_inputs, finished, records
 
     loop_vars = (tf.constant(0), tf.range(batch), tf.cast(start_tokens, tf.int32), initial_state,
-                 context, tf.zeros([batch], tf.bool), records)
+                 row_inputs, tf.zeros([batch], tf.bool), records)
     # Rows leave the batch, so every per-row tensor has an open first dimension.
     open_rows = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
     invariants = (tf.TensorShape([]), *[tf.nest.map_structure(open_rows, value)
@@ -185,17 +185,18 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
     return SearchResult(tokens, sequence_lengths(tokens, end_id), scores, step_outputs)
 
 
-def step_with_context(next_step, context):
-    """(call_step, context, compact) for a search loop that calls `call_step(tokens, state,
-    context)`.
+def step_with_row_inputs(next_step, row_inputs):
+    """(call_step, row_inputs, drop_finished) for a search loop that calls
+    `call_step(tokens, state, row_inputs)`.
 
-    With a context, `next_step` takes it and rows may leave the batch (`compact`). Without
-    one, `next_step(tokens, state)` closes over whatever per-row tensors it reads, for the
-    whole batch, so every row stays; the context is then an empty nest.
+    With row inputs, `next_step` takes them and finished rows may leave the batch
+    (`drop_finished`). Without, `next_step(tokens, state)` closes over whatever per-row
+    tensors it reads, for the whole batch, so every row stays; the row inputs are then an
+    empty nest.
     """
-    if context is not None:
-        return next_step, context, True
-    return (lambda tokens, state, context: next_step(tokens, state)), (), False
+    if row_inputs is not None:
+        return next_step, row_inputs, True
+    return (lambda tokens, state, row_inputs: next_step(tokens, state)), (), False
 
 
 def zero_rows(condition, values):

@@ -150,7 +150,7 @@ class Translator(tf.Module):
         def search(source, rows):
             return sample_search(self._step, source.state, _start_tokens(rows), END_ID,
                                  self.max_length, tf.gather(row_keys, rows), temperature,
-                                 top_k, top_p, context=source.context)
+                                 top_k, top_p, row_inputs=source.row_inputs)
 
         return self._outputs(*self._search(text, search))
 
@@ -163,7 +163,7 @@ class Translator(tf.Module):
     def _graph_greedy(self, text):
         def search(source, rows):
             return greedy_search(self._step, source.state, _start_tokens(rows), END_ID,
-                                 self.max_length, context=source.context)
+                                 self.max_length, row_inputs=source.row_inputs)
 
         return self._outputs(*self._search(text, search))
 
@@ -183,20 +183,20 @@ class Translator(tf.Module):
         `max_length` steps (see `fixed_shape_greedy_search`)."""
         # Keras' masked RNNs, not `Encoder.encode`: packing changes shapes at every step.
         encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
-        context = _context(encoder_outputs, self.decoder.compute_keys(encoder_outputs),
-                           tf.not_equal(source_ids, PAD_ID))
+        row_inputs = _row_inputs(encoder_outputs, self.decoder.compute_keys(encoder_outputs),
+                                 tf.not_equal(source_ids, PAD_ID))
         return fixed_shape_greedy_search(
             self._step, self.decoder.initial_state(encoder_states),
-            tf.fill([tf.shape(source_ids)[0]], START_ID), END_ID, self.max_length, context)
+            tf.fill([tf.shape(source_ids)[0]], START_ID), END_ID, self.max_length, row_inputs)
 
-    def _step(self, tokens, state, context):
-        """The decoder step, reading the per-row source `context` made by `_encode`.
+    def _step(self, tokens, state, row_inputs):
+        """The decoder step, reading the per-row source tensors `row_inputs` made by `_encode`.
 
-        The searches pass the context of the rows still decoding (for beam search, one
+        The searches pass the row inputs of the rows still decoding (for beam search, one
         copy per hypothesis).
         """
-        return self._decoder_step(tokens, state, context["encoder_outputs"], context.get("keys"),
-                                  context["source_mask"])
+        return self._decoder_step(tokens, state, row_inputs["encoder_outputs"],
+                                  row_inputs.get("keys"), row_inputs["source_mask"])
 
     def _beam(self, text, beam_size):
         beam_size = tf.maximum(beam_size, 1)
@@ -204,7 +204,7 @@ class Translator(tf.Module):
         def search(source, rows):
             return beam_search(self._step, source.state, _start_tokens(rows), END_ID,
                                self.max_length, beam_size, self.length_penalty,
-                               context=source.context)
+                               row_inputs=source.row_inputs)
 
         source_tokens, result = self._search(text, search)
         best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
@@ -234,7 +234,7 @@ class Translator(tf.Module):
     def _encode_ids(self, source_ids):
         """Source ids (batch, s) -> initial decoder state, encoder outputs (batch, s, units),
         attention keys (or None) and the source mask (batch, s); one function, stored once
-        in the SavedModel, for every signature and part."""
+        in the SavedModel, for every signature and shard."""
         encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
         keys = self.decoder.compute_keys(encoder_outputs)
         return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
@@ -253,10 +253,10 @@ class Translator(tf.Module):
         return source_ids, source_tokens
 
     def _encode(self, source_ids):
-        """Source side, once per sentence: the decoder's initial state and the per-row
-        context every step reads."""
+        """Source side, once per sentence: the decoder's initial state and the row inputs
+        every step reads."""
         state, encoder_outputs, keys, source_mask = self._encode_ids(source_ids)
-        return _Source(state, _context(encoder_outputs, keys, source_mask))
+        return _Source(state, _row_inputs(encoder_outputs, keys, source_mask))
 
     def _outputs(self, source_tokens, result):
         """The output dict shared by every decoding, from the source tokens (batch, s) that
@@ -299,7 +299,7 @@ class Translator(tf.Module):
         return path
 
 
-_Source = collections.namedtuple("_Source", ["state", "context"])
+_Source = collections.namedtuple("_Source", ["state", "row_inputs"])
 
 
 def _whole_batch(source_ids, search):
@@ -312,13 +312,13 @@ def _start_tokens(rows):
     return tf.fill(tf.shape(rows), START_ID)
 
 
-def _context(encoder_outputs, keys, source_mask):
-    """The per-row tensors every decoder step reads (`Translator._step`); no keys entry
-    without attention."""
-    context = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
+def _row_inputs(encoder_outputs, keys, source_mask):
+    """The per-row source tensors every decoder step reads (`Translator._step`); no keys
+    entry without attention."""
+    row_inputs = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
     if keys is not None:
-        context["keys"] = keys
-    return context
+        row_inputs["keys"] = keys
+    return row_inputs
 
 
 def _file_backed(processor, directory, side):

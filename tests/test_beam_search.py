@@ -159,7 +159,7 @@ def test_a_constant_beam_size_traces_too():
 @pytest.mark.parametrize("beam_size", [1, 3, 5])
 def test_sentences_that_are_done_leave_without_changing_any_result(beam_size):
     # Each sentence has its own transition table (its "source"), so sentences finish at
-    # different steps; the context path drops finished sentences, the closure path cannot.
+    # different steps; the row-inputs path drops finished sentences, the closure path cannot.
     rng = np.random.default_rng(11)
     tables = rng.normal(size=(4, 6, 6)).astype("float32") * 2.0
     tables[:, :, PAD] = -1e9
@@ -167,21 +167,21 @@ def test_sentences_that_are_done_leave_without_changing_any_result(beam_size):
     tables[3, :, END] -= 3.0
     starts = tf.constant([2, 3, 4, 5])
 
-    def with_context(tokens, state, context):  # context: (rows, vocab, vocab) tables
-        return (tf.gather(context, tokens, batch_dims=1), state + 1,
+    def with_row_inputs(tokens, state, row_inputs):  # row_inputs: (rows, vocab, vocab) tables
+        return (tf.gather(row_inputs, tokens, batch_dims=1), state + 1,
                 tf.one_hot(tokens, 6) * tf.cast(state, tf.float32)[:, tf.newaxis])
 
     tiled = tf.repeat(tf.constant(tables), beam_size, axis=0)
 
     def closed_over(tokens, state):
-        return with_context(tokens, state, tiled)
+        return with_row_inputs(tokens, state, tiled)
 
     plain = beam_search(closed_over, tf.zeros([4], tf.int32), starts, END, 9, beam_size, 0.6)
-    compact = beam_search(with_context, tf.zeros([4], tf.int32), starts, END, 9, beam_size, 0.6,
-                          context=tf.constant(tables))
+    dropping = beam_search(with_row_inputs, tf.zeros([4], tf.int32), starts, END, 9, beam_size,
+                           0.6, row_inputs=tf.constant(tables))
     lengths = plain.lengths.numpy()[:, 0]
     assert lengths.min() < lengths.max()  # sentences did finish at different steps
     for field in ("tokens", "lengths"):
-        np.testing.assert_array_equal(getattr(compact, field), getattr(plain, field))
+        np.testing.assert_array_equal(getattr(dropping, field), getattr(plain, field))
     for field in ("scores", "log_probs", "step_outputs"):
-        np.testing.assert_allclose(getattr(compact, field), getattr(plain, field), rtol=1e-6)
+        np.testing.assert_allclose(getattr(dropping, field), getattr(plain, field), rtol=1e-6)

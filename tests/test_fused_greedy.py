@@ -34,8 +34,8 @@ def compiled_search(paths, max_length):
     next_step = scripted_next_step(paths)
     batch = len(paths)
     search = tf.function(jit_compile=True)(lambda: fixed_shape_greedy_search(
-        lambda tokens, state, context: next_step(tokens, state), tf.zeros([batch], tf.int32),
-        tf.zeros([batch], tf.int32), END, max_length, context=()))
+        lambda tokens, state, row_inputs: next_step(tokens, state), tf.zeros([batch], tf.int32),
+        tf.zeros([batch], tf.int32), END, max_length, row_inputs=()))
     return search()
 
 

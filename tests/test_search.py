@@ -96,26 +96,26 @@ def test_sequence_lengths_count_through_the_first_end():
         [2, 4, 1])
 
 
-def test_finished_rows_leave_the_batch_when_the_step_reads_a_context():
+def test_finished_rows_leave_the_batch_when_the_step_reads_row_inputs():
     paths = [[3, END, 5, 5], [2, 2, 2, END], [END, 5, 5, 5]]
 
-    def next_step(tokens, state, context):
-        # The per-row table arrives as context, gathered to the rows still decoding; the
+    def next_step(tokens, state, row_inputs):
+        # The per-row table arrives as row inputs, gathered to the rows still decoding; the
         # step output records how many rows that is.
-        wanted = tf.gather(context, tf.minimum(state, 3), batch_dims=1)
+        wanted = tf.gather(row_inputs, tf.minimum(state, 3), batch_dims=1)
         rows_in_play = tf.cast(tf.shape(tokens)[0], tf.float32)
         return tf.one_hot(wanted, VOCAB) * 5.0, state + 1, tf.fill([tf.shape(tokens)[0], 1], rows_in_play)
 
-    compact = greedy_search(next_step, tf.zeros([3], tf.int32), tf.zeros([3], tf.int32), END, 8,
-                            context=tf.constant(paths))
+    dropping = greedy_search(next_step, tf.zeros([3], tf.int32), tf.zeros([3], tf.int32), END, 8,
+                             row_inputs=tf.constant(paths))
     plain = run(paths)
-    np.testing.assert_array_equal(compact.tokens, plain.tokens)
-    np.testing.assert_array_equal(compact.lengths, plain.lengths)
-    np.testing.assert_allclose(compact.scores, plain.scores, rtol=1e-6)
+    np.testing.assert_array_equal(dropping.tokens, plain.tokens)
+    np.testing.assert_array_equal(dropping.lengths, plain.lengths)
+    np.testing.assert_allclose(dropping.scores, plain.scores, rtol=1e-6)
     # Row 1 decodes longest: 3 rows in play at its first step, then 2, then 1 and 1.
-    np.testing.assert_array_equal(compact.step_outputs.numpy()[1, :, 0], [3, 2, 1, 1])
+    np.testing.assert_array_equal(dropping.step_outputs.numpy()[1, :, 0], [3, 2, 1, 1])
     # Finished rows record nothing after their end.
-    np.testing.assert_array_equal(compact.step_outputs.numpy()[2, 1:, 0], [0, 0, 0])
+    np.testing.assert_array_equal(dropping.step_outputs.numpy()[2, 1:, 0], [0, 0, 0])
 
 from keras_s2s.search import filter_logits, sample_search  # noqa: E402
 

@@ -1,5 +1,5 @@
-"""Batches searched in parts at the same time (`keras_s2s.shards`, `Translator(shards=...)`):
-parts dealt and merged back in batch order, the same outputs as one loop, and graph loops
+"""Batches searched in shards at the same time (`keras_s2s.fast.shards`, `Translator(shards=...)`):
+shards dealt and merged back in batch order, the same outputs as one loop, and graph loops
 that nothing orders one after the other."""
 
 import numpy as np
@@ -13,21 +13,21 @@ from .test_fused_greedy import SENTENCES
 from .test_translator import run_with_session_loader
 
 
-def test_parts_are_dealt_longest_first_and_merged_in_batch_order():
+def test_shards_are_dealt_longest_first_and_merged_in_batch_order():
     lengths = [3, 1, 5, 2, 4]
     source_ids = tf.constant([[7] * length + [0] * (5 - length) for length in lengths])
 
-    def search(part_ids, rows):  # reports what each part was given
-        part_rows = tf.shape(rows)[0]
-        return {"ids": part_ids, "rows": rows, "part_rows": tf.fill([part_rows], part_rows),
-                "width": tf.fill([part_rows], tf.shape(part_ids)[1])}
+    def search(shard_ids, rows):  # reports what each shard was given
+        shard_size = tf.shape(rows)[0]
+        return {"ids": shard_ids, "rows": rows, "shard_size": tf.fill([shard_size], shard_size),
+                "width": tf.fill([shard_size], tf.shape(shard_ids)[1])}
 
     merged = search_in_shards(source_ids, search, shards=2)
     np.testing.assert_array_equal(merged["ids"], source_ids)  # back in order, zero-padded
     np.testing.assert_array_equal(merged["rows"], np.arange(5))
-    # Longest first (positions 2, 4, 0, 3, 1) dealt in turn: parts {2, 0, 1} and {4, 3}.
-    np.testing.assert_array_equal(merged["part_rows"], [3, 3, 3, 2, 2])
-    # Each part is as wide as its own longest sentence.
+    # Longest first (positions 2, 4, 0, 3, 1) dealt in turn: shards {2, 0, 1} and {4, 3}.
+    np.testing.assert_array_equal(merged["shard_size"], [3, 3, 3, 2, 2])
+    # Each shard is as wide as its own longest sentence.
     np.testing.assert_array_equal(merged["width"], [5, 5, 5, 4, 4])
 
 
@@ -66,29 +66,29 @@ def assert_same_outputs(found, expected, batch_size):
                 np.testing.assert_array_equal(result, value.numpy(), err_msg=message)
 
 
-# Sentences of very different lengths first, so that the parts differ in width and steps.
+# Sentences of very different lengths first, so that the shards differ in width and steps.
 def mixed_texts(test_pairs):
     return SENTENCES + [source for source, _ in test_pairs]
 
 
 @pytest.mark.parametrize("shards, batch_sizes", [(2, (0, 1, 3, 4, 9)), (3, (5, 6, 7))])
-def test_parts_translate_like_one_loop(dates_model, sharded_translators, shards, batch_sizes):
+def test_shards_translate_like_one_loop(dates_model, sharded_translators, shards, batch_sizes):
     model, _, test_pairs = dates_model
     texts = mixed_texts(test_pairs)
-    for batch_size in batch_sizes:  # below 2 rows a part (batch < 2 * shards): one loop
+    for batch_size in batch_sizes:  # below 2 rows a shard (batch < 2 * shards): one loop
         assert_same_outputs(decode_every_way(sharded_translators[shards], texts[:batch_size]),
                             decode_every_way(model.translator(), texts[:batch_size]), batch_size)
 
 
-def test_parts_share_the_bfloat16_projection(dates_model):
+def test_shards_share_the_bfloat16_projection(dates_model):
     model, _, test_pairs = dates_model
     text = tf.constant(mixed_texts(test_pairs)[:6])
     # Kept in a list: a translator's tf.functions hold it only weakly.
     translators = [translator_lib.Translator(model, projection_dtype="bfloat16", shards=shards)
                    for shards in (1, 2)]
-    whole, parts = (translator.greedy(text) for translator in translators)
-    np.testing.assert_array_equal(parts["text"], whole["text"])
-    np.testing.assert_allclose(parts["score"], whole["score"], atol=1e-5)
+    whole, sharded = (translator.greedy(text) for translator in translators)
+    np.testing.assert_array_equal(sharded["text"], whole["text"])
+    np.testing.assert_allclose(sharded["score"], whole["score"], atol=1e-5)
 
 
 def ancestors(nodes, name):
@@ -104,12 +104,12 @@ def ancestors(nodes, name):
 
 
 @pytest.mark.parametrize("signature", ["greedy", "beam", "sample"])
-def test_the_parts_loops_do_not_wait_for_each_other(sharded_translators, signature):
+def test_the_shards_loops_do_not_wait_for_each_other(sharded_translators, signature):
     function = getattr(sharded_translators[2], signature)
     graph = function.get_concrete_function().graph.as_graph_def()
     branches = [function for function in graph.library.function
                 if sum(node.op == "While" for node in function.node_def) == 2]
-    assert branches, "no function holds the two parts' loops"
+    assert branches, "no function holds the two shards' loops"
     for branch in branches:
         nodes = {node.name: node for node in branch.node_def}
         first, second = (name for name, node in nodes.items() if node.op == "While")

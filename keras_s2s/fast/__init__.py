@@ -24,7 +24,7 @@ shards.py         A batch dealt into shards, each encoded and searched by its ow
                   `keras-s2s export --shards N`). Buys: one request can keep several cores
                   busy when each op gets one thread. Safe: every search result is per row, so
                   the rows put back in batch order are what one loop gives. Tests:
-                  tests/test_shards.py (`test_parts_translate_like_one_loop`).
+                  tests/test_shards.py (`test_shards_translate_like_one_loop`).
 projection.py     W_s stored and multiplied in bfloat16, accumulated into float32 logits
                   (`Translator(projection_dtype="bfloat16")`, `--projection-dtype bfloat16`).
                   Buys: a faster largest matmul on CPUs with bfloat16 instructions. Not exact:

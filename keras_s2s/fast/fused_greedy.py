@@ -47,14 +47,14 @@ def _next_power_of_two(count):
 
 
 def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, max_length,
-                              context, pad_id=0):
+                              row_inputs, pad_id=0):
     """Greedy search whose loop keeps every shape; returns (steps, `SearchResult`).
 
     Args:
-        next_step: `next_step(tokens, state, context)` as in `search.greedy_search`.
+        next_step: `next_step(tokens, state, row_inputs)` as in `search.greedy_search`.
         initial_state, start_tokens, end_id, pad_id: as `search.greedy_search`.
         max_length: a Python int: the result arrays have this many steps.
-        context: nest of (batch, ...) tensors the step reads.
+        row_inputs: nest of (batch, ...) tensors the step reads; here no row leaves.
 
     Returns:
         steps, a scalar int32 (the steps taken), and a `SearchResult` whose tokens (batch,
@@ -70,7 +70,7 @@ def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, ma
         return tf.logical_not(tf.reduce_all(finished))
 
     def body(step, tokens, state, finished, arrays):
-        logits, state, step_output = next_step(tokens, state, context)  # (batch, vocab)
+        logits, state, step_output = next_step(tokens, state, row_inputs)  # (batch, vocab)
         next_tokens, chosen = most_likely(logits)  # (batch,), (batch,)
         # Finished rows stay in the batch (fixed shapes): they repeat padding, add nothing.
         next_tokens = tf.where(finished, pad_id, next_tokens)

@@ -1,11 +1,11 @@
-"""A batch searched in parts at the same time, so that one request can use several cores.
+"""A batch searched in shards at the same time, so that one request can use several cores.
 
 At batch 64 a decoding step is ~120 ops, and most are too small to split across cores: one
 loop keeps 1.3 of 2 cores busy when each op gets one thread. Here the batch is dealt into
-`shards` parts, each encoded and searched by its own graph loop. No data or control edge
+`shards` shards, each encoded and searched by its own graph loop. No data or control edge
 orders the loops, so TensorFlow's inter-op threads run them side by side.
 
-The parts are dealt like cards from the longest sentence down: each part gets sentences of
+The shards are dealt like cards from the longest sentence down: each shard gets sentences of
 every length, so the loops run about as many steps and end together. Every search result
 is per row, so putting the rows back in batch order gives what one loop gives.
 """
@@ -14,33 +14,33 @@ import tensorflow as tf
 
 from keras_s2s.text import PAD_ID
 
-# A batch is split only when every part gets at least this many rows. With one thread per
-# op, two parts ran batch 4 at 617 sentences/s against 573 in one loop (README, performance).
+# A batch is split only when every shard gets at least this many rows. With one thread per
+# op, two shards ran batch 4 at 617 sentences/s against 573 in one loop (README, performance).
 MIN_ROWS_PER_SHARD = 2
 
 
 def search_in_shards(source_ids, search, shards):
-    """Runs `search(part_ids, rows)` on `shards` parts of a batch, merged in batch order.
+    """Runs `search(shard_ids, rows)` on `shards` shards of a batch, merged in batch order.
 
     Args:
         source_ids: (batch, s) int32, padded with `PAD_ID` at the end; batch >= shards.
-        search: (part_ids (rows, width), rows (rows,) batch positions) -> a nest of per-row
-            tensors (rows, ...). `width` is the part's own longest sentence.
-        shards: how many parts (a Python int).
+        search: (shard_ids (rows, width), rows (rows,) batch positions) -> a nest of per-row
+            tensors (rows, ...). `width` is the shard's own longest sentence.
+        shards: how many shards (a Python int).
 
     Returns:
-        The nest for the whole batch, (batch, ...): the parts' results in batch order, each
-        axis after the first zero-padded to the largest part's size (steps taken, source
+        The nest for the whole batch, (batch, ...): the shards' results in batch order, each
+        axis after the first zero-padded to the largest shard's size (steps taken, source
         width).
     """
     lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)  # (batch,)
     order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-    parts = [order[index::shards] for index in range(shards)]  # (rows,) batch positions each
+    shard_rows = [order[index::shards] for index in range(shards)]  # (rows,) batch positions each
     results = []
-    for rows in parts:
+    for rows in shard_rows:
         width = tf.reduce_max(tf.gather(lengths, rows))
         results.append(search(tf.gather(source_ids, rows)[:, :width], rows))  # (rows, width) ids
-    restore = tf.math.invert_permutation(tf.concat(parts, axis=0))
+    restore = tf.math.invert_permutation(tf.concat(shard_rows, axis=0))
     return tf.nest.map_structure(lambda *values: tf.gather(concat_padded(values), restore),
                                  *results)
 
