@@ -103,6 +103,7 @@ def test_jit_compiled_path_with_a_bfloat16_projection(dates_model):
     np.testing.assert_allclose(fused_out["score"], graph_out["score"], atol=1e-3)
 
 
+@pytest.mark.subprocess
 def test_session_based_loader_runs_the_jit_compiled_export(dates_model, jit_export):
     # The loader TensorFlow Serving uses; the server itself also needs
     # --xla_cpu_compilation_enabled=true to compile the XLA program.

@@ -116,6 +116,7 @@ def test_the_shards_loops_do_not_wait_for_each_other(sharded_translators, signat
         assert first not in ancestors(nodes, second) and second not in ancestors(nodes, first)
 
 
+@pytest.mark.subprocess
 def test_sharded_export_reloads_and_serves_the_same_outputs(dates_model, sharded_translators,
                                                             tmp_path):
     model, _, test_pairs = dates_model
