@@ -1,9 +1,9 @@
 """Two SavedModels timed in turns, in one process: a before/after figure that drift cannot fake.
 
 This machine's speed can drift by more from one minute to the next than a change moves it,
-so separate runs of `decoding_speed.py` cannot show a 10 % gain. Here both models decode
-the same batches round after round, A and B in turns (which goes first alternates); each
-figure is the median over the rounds.
+so separate runs of `decoding_speed.py` cannot show a gain of a few percent. Here both
+models decode the same batches round after round, A and B in turns (which goes first
+alternates); each figure is the median over the rounds.
 
     python ab_decoding.py --before /tmp/export-a --after /tmp/export-b --source test.spa \
         --batch-sizes 1,4,64 --intra-op-threads 1
@@ -73,8 +73,8 @@ def main():
             one_round(decode, batches)
         figures = {name: [] for name in decoders}
         for round_index in range(args.rounds):
-            # A then B, then B then A: the one that runs second in a round was measured
-            # 3-4 % faster at batch 1, whichever it was; alternating cancels that.
+            # A then B, then B then A: whichever model runs second in a round ran faster at
+            # batch 1, whatever it was, and alternating cancels that.
             order = list(decoders.items())[::-1 if round_index % 2 else 1]
             for name, decode in order:
                 figures[name].append(one_round(decode, batches))

@@ -57,8 +57,8 @@ def attend_step(scores, values, source_mask):
     """`attend` for one step: scores (batch, s) -> context (batch, units), weights (batch, s)."""
     if source_mask is not None:
         scores = tf.where(source_mask, scores, scores.dtype.min)
-    # Written out: on (64, 21) scores this took 13 µs against 53 µs for tf.nn.softmax, whose
-    # oneDNN kernel pays a fixed cost that only large inputs amortise.
+    # Written out, because tf.nn.softmax's oneDNN kernel pays a fixed cost per call that
+    # only inputs far larger than one step's (batch, s) scores amortise.
     exponentials = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
     weights = exponentials / tf.reduce_sum(exponentials, axis=-1, keepdims=True)  # (batch, s)
     return _weighted_sum(weights, values), weights  # (batch, units), (batch, s)
@@ -67,9 +67,9 @@ def attend_step(scores, values, source_mask):
 def _weighted_sum(weights, values):
     """Σ_s weights (batch, s) × values (batch, s, units) -> (batch, units).
 
-    A batched matmul pays a fixed ~50 µs on this CPU however small it is; a multiply and a
-    sum is cheaper below about 512 (row, position) pairs (9 against 53 µs at batch 1) and
-    slower above (136 against 88 µs at 64 × 21), so the size picks the form.
+    A batched matmul pays a fixed cost per call however small it is, so a multiply and a sum
+    is cheaper below about 512 (row, position) pairs and slower above; the size picks the
+    form.
     """
     return tf.cond(tf.size(weights) < 512,
                    lambda: tf.reduce_sum(weights[:, :, tf.newaxis] * values, axis=1),
@@ -80,8 +80,8 @@ def _additive_step_score(query_projection, keys, score_vector):
     """vᵀ tanh(q + k) for one step: (batch, u), (batch, s, u) -> (batch, s)."""
     hidden = tf.tanh(keys + query_projection[:, tf.newaxis, :])  # (batch, s, u)
     v = tf.cast(score_vector.kernel[:, 0], hidden.dtype)  # (u,); compute dtype under mixed precision
-    # A multiply and a sum, not a (batch, s, u) @ (u, 1) matmul: the broadcast batched matmul
-    # took 68 µs per call at batch 1 against 13 µs for this.
+    # A multiply and a sum, not a (batch, s, u) @ (u, 1) matmul: a broadcast batched matmul
+    # pays a fixed cost per call that this small product never earns back.
     return tf.reduce_sum(hidden * v, axis=-1)  # (batch, s)
 
 

@@ -97,7 +97,7 @@ def main(argv=None):
                         help="export the mean weights of the last N checkpoints")
     export.add_argument("--projection-dtype", choices=("float32", "bfloat16"), default="float32",
                         help="bfloat16: faster output projection on CPUs with bfloat16 "
-                             "instructions (see the README's performance section)")
+                             "instructions (see benchmarks/README.md)")
     export.add_argument("--jit-compile", action="store_true",
                         help="greedy decoding of 1-4 sentences as one XLA program: lower "
                              "latency; TensorFlow Serving then needs "

@@ -30,8 +30,8 @@ TEXT = tf.TensorSpec([None], tf.string, name="text")
 SIGNATURE_NAMES = ("serving_default", "greedy", "beam", "sample")
 PROJECTION_DTYPES = ("float32", "bfloat16")
 # With jit_compile, greedy batches of up to this many rows take the XLA-compiled path. Beyond
-# it, dropping finished rows gains more: with one thread per op the fused path ran batch 8
-# at 703 sentences/s against the graph loop's 751 (README, performance section).
+# it, dropping finished rows gains more than fusing ops: the graph loop was already faster at
+# batch 8 (benchmarks/README.md).
 FUSED_MAX_ROWS = 4
 # Replayed by the model server on load: an ordinary sentence and the empty string.
 WARMUP_TEXTS = ("This is a warm-up request.", "")
@@ -48,8 +48,8 @@ class Translator(tf.Module):
             largest matmul of a decoding step, is stored and multiplied in bfloat16 and
             accumulated back to float32 logits (`keras_s2s.fast.projection`). Faster on
             CPUs with bfloat16 instructions (AVX512-BF16, AMX), slower on others; it can
-            change a near-tie between two tokens (see the README's performance section for
-            what it changed on spa-en).
+            change a near-tie between two tokens (benchmarks/README.md says what it changed
+            on spa-en).
         jit_compile: greedy decoding of batches of 1 to `FUSED_MAX_ROWS` rows runs as one
             XLA program (encoder and whole search loop; `keras_s2s.fast.fused_greedy`),
             which cuts batch-1 latency; same translations. XLA compiles once per batch size

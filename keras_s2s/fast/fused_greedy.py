@@ -1,9 +1,9 @@
 """Greedy decoding with fixed shapes, so that XLA can compile the whole loop into one program.
 
-At batch 1 a decoding step is ~120 small ops, and their per-op cost, not arithmetic, sets
-the latency. XLA fuses the element-wise ops of the encoder, the attention and the search
-into a few kernels, which the graph loop of `search.greedy_search` cannot: that loop changes
-its batch size as rows finish, and XLA compiles one program per shape.
+At batch 1 a decoding step is a long chain of small ops, and their per-op cost, not
+arithmetic, sets the latency. XLA fuses the element-wise ops of the encoder, the attention
+and the search into a few kernels, which the graph loop of `search.greedy_search` cannot:
+that loop changes its batch size as rows finish, and XLA compiles one program per shape.
 
 Here every tensor keeps its shape for the whole loop: finished rows stay in the batch and
 repeat padding, and the results go to arrays of `max_length` steps. That wastes the work of

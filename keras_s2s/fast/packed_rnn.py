@@ -68,8 +68,8 @@ def _reversal_indices(lengths, steps):
     """(s, batch, 2) [row, position] pairs: step t of row b reads position len_b - 1 - t
     while t < len_b, and position t (padding) after.
 
-    One gather with these does what `tf.reverse_sequence` and a transpose do in two ops, in
-    a third of their time on a (64, 20, 256) batch (0.35 against 0.85-1.09 ms).
+    One gather with these does what `tf.reverse_sequence` and a transpose do in two ops,
+    and moves the data once instead of twice.
     """
     positions = tf.range(steps)[:, tf.newaxis]  # (s, 1)
     sources = tf.where(positions < lengths, lengths - 1 - positions, positions)  # (s, batch)

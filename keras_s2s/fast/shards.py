@@ -1,7 +1,7 @@
 """A batch searched in shards at the same time, so that one request can use several cores.
 
-At batch 64 a decoding step is ~120 ops, and most are too small to split across cores: one
-loop keeps 1.3 of 2 cores busy when each op gets one thread. Here the batch is dealt into
+At batch 64 most of a decoding step's ops are too small to split across cores, so when each
+op gets one thread a single loop leaves cores idle. Here the batch is dealt into
 `shards` shards, each encoded and searched by its own graph loop. No data or control edge
 orders the loops, so TensorFlow's inter-op threads run them side by side.
 
@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from keras_s2s.text import PAD_ID
 
-# A batch is split only when every shard gets at least this many rows. With one thread per
-# op, two shards ran batch 4 at 617 sentences/s against 573 in one loop (README, performance).
+# A batch is split only when every shard gets at least this many rows: shards of two rows
+# already ran faster than one loop over the batch (benchmarks/README.md).
 MIN_ROWS_PER_SHARD = 2
 
 
