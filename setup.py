@@ -26,8 +26,10 @@ setup(
         "tensorboard>=2.21,<2.22",
     ],
     extras_require={
-        # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel.
-        "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+        # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel; CI
+        # lints with ruff (ruff.toml) before it tests.
+        "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
+                 "ruff>=0.4"],
         "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["keras-s2s=keras_s2s.cli:main"]},
