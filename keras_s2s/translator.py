@@ -92,6 +92,9 @@ class Translator(tf.Module):
         if projection_dtype not in PROJECTION_DTYPES:
             raise ValueError(f"projection_dtype must be one of {PROJECTION_DTYPES}; "
                              f"got {projection_dtype!r}.")
+        if projection_dtype != "float32" and model.model_config.architecture != "rnn":
+            raise ValueError(f"projection_dtype={projection_dtype!r} is an option of the RNN "
+                             "decoder's projection; a Transformer exports with 'float32'.")
         self.projection_dtype = projection_dtype
         self.jit_compile = bool(jit_compile)
         if not isinstance(shards, numbers.Integral) or isinstance(shards, bool) or shards < 1:
@@ -186,7 +189,7 @@ class Translator(tf.Module):
         row_inputs = _row_inputs(encoder_outputs, self.decoder.compute_keys(encoder_outputs),
                                  tf.not_equal(source_ids, PAD_ID))
         return fixed_shape_greedy_search(
-            self._step, self.decoder.initial_state(encoder_states),
+            self._step, self.decoder.search_state(encoder_states, encoder_outputs, self.max_length),
             tf.fill([tf.shape(source_ids)[0]], START_ID), END_ID, self.max_length, row_inputs)
 
     def _step(self, tokens, state, row_inputs):
@@ -237,7 +240,8 @@ class Translator(tf.Module):
         in the SavedModel, for every signature and shard."""
         encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
         keys = self.decoder.compute_keys(encoder_outputs)
-        return (self.decoder.initial_state(encoder_states), encoder_outputs, keys,
+        return (self.decoder.search_state(encoder_states, encoder_outputs, self.max_length),
+                encoder_outputs, keys,
                 tf.not_equal(source_ids, PAD_ID))
 
     def _source_ids(self, text):
