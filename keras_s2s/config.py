@@ -165,8 +165,8 @@ PRESETS = {
         ModelConfig(source_tokenizer="char", target_tokenizer="char", max_source_length=48,
                     max_target_length=12, architecture="transformer", units=64, num_layers=2,
                     num_heads=4, ff_units=128),
-        TrainConfig(epochs=4, batch_size=64, learning_rate=2e-3,
-                    learning_rate_decay="inverse-sqrt", warmup_steps=200),
+        TrainConfig(epochs=4, batch_size=64, learning_rate=3e-3,
+                    learning_rate_decay="inverse-sqrt", warmup_steps=100),
     ),
     "toy-ko-transformer": (
         ModelConfig(source_tokenizer="word", target_tokenizer="word", max_source_length=24,

@@ -16,9 +16,10 @@ from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.training import make_optimizer, train  # noqa: E402
 
 
-def train_small(task, train_size, epochs, seed=0, **config_changes):
-    """A preset model fitted on a small sample of an embedded task; returns (model, history, test pairs)."""
-    model_config, train_config = preset(task)
+def train_small(task, train_size, epochs, seed=0, preset_name=None, **config_changes):
+    """A preset model (the task's own unless `preset_name`) fitted on a small sample of an
+    embedded task; returns (model, history, test pairs)."""
+    model_config, train_config = preset(preset_name or task)
     for key, value in config_changes.items():
         setattr(model_config, key, value)
     train_pairs, test_pairs = tasks.load_task(task, train_size, 200, seed=seed)
@@ -45,6 +46,25 @@ def korean_model():
 def dates_export(dates_model, tmp_path_factory):
     """The dates model exported as a SavedModel; returns its directory."""
     return dates_model[0].export(str(tmp_path_factory.mktemp("export") / "dates" / "1"))
+
+
+@pytest.fixture(scope="session")
+def transformer_dates_model():
+    """The dates task with a small Transformer, trained for a few seconds."""
+    return train_small("dates", train_size=4000, epochs=5, preset_name="dates-transformer")
+
+
+@pytest.fixture(scope="session")
+def transformer_dates_export(transformer_dates_model, tmp_path_factory):
+    """The Transformer dates model exported as a SavedModel; returns its directory."""
+    return transformer_dates_model[0].export(
+        str(tmp_path_factory.mktemp("export") / "dates-transformer" / "1"))
+
+
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def architecture(request):
+    """Runs a module's tests once per architecture (see tests/architectures.py)."""
+    return request.param
 
 
 def tiny_dates_model(pairs, seed=0):

@@ -4,7 +4,7 @@ tests/test_distribute.py runs this in a fresh process, because the CPU must be s
 two logical devices before TensorFlow first touches it. Both paths are run: the custom loop
 (`training.train`) and `model.fit`, each from the same initial weights on the same batches.
 
-    python tests/distributed_training.py CHECKPOINT_DIR
+    python tests/distributed_training.py CHECKPOINT_DIR [PRESET]   (dates or dates-transformer)
 """
 
 import json
@@ -28,10 +28,11 @@ from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.training import make_optimizer, restore_weights, train  # noqa: E402
 
 
-def main(checkpoint_dir):
+def main(checkpoint_dir, preset_name="dates"):
     pairs, _ = tasks.load_task("dates", 300, 10, seed=1)
-    model_config, _ = preset("dates")
+    model_config, _ = preset(preset_name)
     model_config.units, model_config.embedding_dim, model_config.attention_units = 16, 8, 16
+    model_config.ff_units = 32  # read by the Transformer preset only
     # A small clipping norm, so that the clipping of the summed gradient is exercised too.
     train_config = TrainConfig(epochs=2, batch_size=24, learning_rate=3e-3, clip_norm=0.5)
     keras.utils.set_random_seed(0)
@@ -84,4 +85,4 @@ def largest_difference(weights, others):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from keras_s2s import translator as translator_lib
 
+from .architectures import dates_export, dates_model  # noqa: F401  (both architectures)
+
 THREADS = 8
 SENTENCES = ["Wednesday, March 3, 2021", "3rd of March 2021", "03/03/2021", "MAR 3 2021",
              "the 1st of January, 1900", "", "12 Dec 1999", "July 4th, 1776", "🙂 ١٢ مارس",

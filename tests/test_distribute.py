@@ -19,11 +19,12 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 SCRIPT = pathlib.Path(__file__).with_name("distributed_training.py")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture(scope="module", params=["dates", "dates-transformer"])
+def runs(tmp_path_factory, request):
+    """The runs of one architecture: the RNN's dates preset, then the Transformer's."""
     checkpoints = tmp_path_factory.mktemp("mirrored")
-    result = subprocess.run([sys.executable, str(SCRIPT), str(checkpoints)], capture_output=True,
-                            text=True, env=ENV, timeout=600)
+    result = subprocess.run([sys.executable, str(SCRIPT), str(checkpoints), request.param],
+                            capture_output=True, text=True, env=ENV, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from keras_s2s import translator as translator_lib
 
+from .architectures import dates_export, dates_model  # noqa: F401  (both architectures)
+
 SAMPLES = ["", " ", "\t\n\r\x0b\x0c", "\u00a0\u2003\u3000", "\u200b\u200e\u200f\u202e\ufeff",
            "\x00", "\x1b[31mred\x1b[0m", "March 3, 2021", "🙂", "👩🏽‍💻👨‍👩‍👧", "🇰🇷🇩🇪",
            "مرحبا ١٢ مارس ٢٠٢١", "שלום 3 במרץ", "Ωμέγα 3 März 2021 года", "2021年3月3日 수요일",

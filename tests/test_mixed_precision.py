@@ -19,10 +19,16 @@ def bfloat16_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def test_mixed_bfloat16_trains_with_both_paths_and_decodes(bfloat16_policy):
+ARCHITECTURES = {"rnn": dict(embedding_dim=16, attention_units=16),
+                 "transformer": dict(architecture="transformer", num_layers=1, num_heads=4,
+                                     ff_units=32)}
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_mixed_bfloat16_trains_with_both_paths_and_decodes(bfloat16_policy, architecture):
     pairs, held_out = tasks.load_task("dates", 256, 4, seed=3)
-    config = ModelConfig(source_tokenizer="char", target_tokenizer="char", embedding_dim=16,
-                         units=32, attention_units=16, max_target_length=12)
+    config = ModelConfig(source_tokenizer="char", target_tokenizer="char", units=32,
+                         max_target_length=12, **ARCHITECTURES[architecture])
     model = Seq2Seq.from_pairs(pairs, config)
     assert model.encoder.compute_dtype == "bfloat16"
     assert all(weight.dtype == "float32" for weight in model.weights)

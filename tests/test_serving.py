@@ -6,6 +6,8 @@ import tensorflow as tf
 
 from keras_s2s import serving
 from keras_s2s import translator as translator_lib
+
+from .architectures import dates_export, dates_model  # noqa: F401  (both architectures)
 from tests.rest_stand_in import RestStandIn
 
 TEXTS = ["March 3, 2021", "3rd of March 2021", ""]
