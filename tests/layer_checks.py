@@ -8,8 +8,9 @@ A layer test states what is particular to its layer (equations, masks, shapes) a
 
 which checks, on those inputs:
 
-1. Config: `from_config(get_config())` gives the same config, and `keras.saving`'s
-   serialize / deserialize round trip too (Keras' own `run_class_serialization_test`).
+1. Config: every `__init__` argument is in `get_config()`, `from_config(get_config())`
+   gives the same config, and so does `keras.saving`'s serialize / deserialize round trip
+   (Keras' own `run_class_serialization_test`).
    Where every input is a plain float or int tensor, Keras' `run_layer_test` also builds the
    layer from shapes and calls it on symbolic inputs (what a functional model does).
 2. `.keras` files: a functional `keras.Model` around the layer, saved and loaded back (safe
@@ -28,6 +29,7 @@ need more than shapes are written here.
 """
 
 import contextlib
+import inspect
 import tempfile
 from pathlib import Path
 
@@ -72,6 +74,10 @@ def check_layer(layer_class, init_kwargs, inputs, step=None, tolerance=1e-5):
 def _check_config(layer_class, init_kwargs, inputs):
     harness = TestCase()
     layer = layer_class(**init_kwargs)
+    arguments = [name for name, parameter in inspect.signature(layer_class.__init__).parameters.items()
+                 if name != "self" and parameter.kind is not parameter.VAR_KEYWORD]
+    missing = sorted(set(arguments) - set(layer.get_config()))
+    assert not missing, f"{layer_class.__name__}.get_config() leaves out {missing}"
     harness.run_class_serialization_test(layer)
     assert layer_class.from_config(layer.get_config()).get_config() == layer.get_config()
     if all(isinstance(value, tf.Tensor) and value.dtype.name in _HARNESS_DTYPES
