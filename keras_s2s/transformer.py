@@ -79,7 +79,10 @@ class _TransformerStack(keras.layers.Layer):
         return outputs if self.final_norm is None else self.final_norm(outputs)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, **_stack_config(self)}
+        # A shared embedding is the model's to share: `Seq2Seq` rebuilds it from its
+        # ModelConfig, so a stack rebuilt from its config alone gets an embedding of its own.
+        return {**super().get_config(), "vocab_size": self.vocab_size, **_stack_config(self),
+                "embedding": None}
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
