@@ -8,7 +8,8 @@ A layer test states what is particular to its layer (equations, masks, shapes) a
 
 which checks, on those inputs:
 
-1. Config: every `__init__` argument is in `get_config()`, `from_config(get_config())`
+1. Config: every `__init__` argument is in `get_config()` (but one that holds a layer, which
+   is saved with its owner), `from_config(get_config())`
    gives the same config, and so does `keras.saving`'s serialize / deserialize round trip
    (Keras' own `run_class_serialization_test`).
    Where every input is a plain float or int tensor, Keras' `run_layer_test` also builds the
@@ -74,8 +75,11 @@ def check_layer(layer_class, init_kwargs, inputs, step=None, tolerance=1e-5):
 def _check_config(layer_class, init_kwargs, inputs):
     harness = TestCase()
     layer = layer_class(**init_kwargs)
+    # An argument that holds a layer (one passed in to be shared, say) is saved with the layer
+    # that owns it, not in this one's config.
     arguments = [name for name, parameter in inspect.signature(layer_class.__init__).parameters.items()
-                 if name != "self" and parameter.kind is not parameter.VAR_KEYWORD]
+                 if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
+                 and not isinstance(getattr(layer, name, None), keras.layers.Layer)]
     missing = sorted(set(arguments) - set(layer.get_config()))
     assert not missing, f"{layer_class.__name__}.get_config() leaves out {missing}"
     harness.run_class_serialization_test(layer)
