@@ -12,8 +12,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def dates_model(architecture, dates_model, transformer_dates_model):
-    return dates_model if architecture == "rnn" else transformer_dates_model
+def dates_model(architecture, rnn_dates_model, transformer_dates_model):
+    return rnn_dates_model if architecture == "rnn" else transformer_dates_model
 
 
 @pytest.fixture(scope="module")

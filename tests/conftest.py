@@ -31,9 +31,15 @@ def train_small(task, train_size, epochs, seed=0, preset_name=None, **config_cha
 
 
 @pytest.fixture(scope="session")
-def dates_model():
+def rnn_dates_model():
     """A dates model trained for a few seconds: (model, history, held-out pairs)."""
     return train_small("dates", train_size=4000, epochs=4)
+
+
+@pytest.fixture(scope="session")
+def dates_model(rnn_dates_model):
+    """The RNN dates model (tests/architectures.py makes a module's tests take both)."""
+    return rnn_dates_model
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +49,9 @@ def korean_model():
 
 
 @pytest.fixture(scope="session")
-def dates_export(dates_model, tmp_path_factory):
+def dates_export(rnn_dates_model, tmp_path_factory):
     """The dates model exported as a SavedModel; returns its directory."""
-    return dates_model[0].export(str(tmp_path_factory.mktemp("export") / "dates" / "1"))
+    return rnn_dates_model[0].export(str(tmp_path_factory.mktemp("export") / "dates" / "1"))
 
 
 @pytest.fixture(scope="session")
