@@ -68,8 +68,33 @@ def _layer_norm(name):
     return keras.layers.LayerNormalization(epsilon=1e-6, name=name)
 
 
+class _TransformerLayer(keras.layers.Layer):
+    """What both layers hold: self-attention and feed-forward blocks, their norms, dropout."""
+
+    def __init__(self, units, num_heads, ff_units, dropout=0.0, attention_dropout=0.0,
+                 norm_first=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.num_heads, self.ff_units = units, num_heads, ff_units
+        self.dropout_rate, self.attention_dropout = dropout, attention_dropout
+        self.norm_first = norm_first
+        self.self_attention = MultiHeadAttention(num_heads, units, attention_dropout,
+                                                 name="self_attention")
+        self.feed_forward = FeedForward(units, ff_units, dropout, name="feed_forward")
+        self.self_attention_norm = _layer_norm("self_attention_norm")
+        self.feed_forward_norm = _layer_norm("feed_forward_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def _residual(self, norm):
+        return _Residual(norm, self.dropout, self.norm_first)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "num_heads": self.num_heads,
+                "ff_units": self.ff_units, "dropout": self.dropout_rate,
+                "attention_dropout": self.attention_dropout, "norm_first": self.norm_first}
+
+
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class TransformerEncoderLayer(keras.layers.Layer):
+class TransformerEncoderLayer(_TransformerLayer):
     """Self-attention and feed-forward, each in a residual block.
 
     Args:
@@ -89,26 +114,13 @@ class TransformerEncoderLayer(keras.layers.Layer):
         (batch, s, units).
     """
 
-    def __init__(self, units, num_heads, ff_units, dropout=0.0, attention_dropout=0.0,
-                 norm_first=True, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.num_heads, self.ff_units = units, num_heads, ff_units
-        self.dropout_rate, self.attention_dropout = dropout, attention_dropout
-        self.norm_first = norm_first
-        self.self_attention = MultiHeadAttention(num_heads, units, attention_dropout,
-                                                 name="self_attention")
-        self.feed_forward = FeedForward(units, ff_units, dropout, name="feed_forward")
-        self.self_attention_norm = _layer_norm("self_attention_norm")
-        self.feed_forward_norm = _layer_norm("feed_forward_norm")
-        self.dropout = keras.layers.Dropout(dropout)
-
     def build(self, inputs_shape, source_mask_shape=None):
         for layer in (self.self_attention_norm, self.feed_forward_norm, self.feed_forward):
             layer.build(inputs_shape)
         self.self_attention.build(inputs_shape, inputs_shape)
 
     def call(self, inputs, source_mask, training=False):
-        residual = lambda norm: _Residual(norm, self.dropout, self.norm_first)  # noqa: E731
+        residual = self._residual
         padding_mask = source_mask[:, tf.newaxis, :]  # (batch, s) -> (batch, 1, s)
         inputs, _ = residual(self.self_attention_norm)(
             inputs, lambda x: self.self_attention(x, x, padding_mask, training=training), training)
@@ -116,14 +128,9 @@ class TransformerEncoderLayer(keras.layers.Layer):
             inputs, lambda x: (self.feed_forward(x, training=training), None), training)
         return inputs
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "num_heads": self.num_heads,
-                "ff_units": self.ff_units, "dropout": self.dropout_rate,
-                "attention_dropout": self.attention_dropout, "norm_first": self.norm_first}
-
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class TransformerDecoderLayer(keras.layers.Layer):
+class TransformerDecoderLayer(_TransformerLayer):
     """Causal self-attention, cross-attention over the encoder outputs, feed-forward.
 
     Args: as `TransformerEncoderLayer`.
@@ -142,19 +149,11 @@ class TransformerDecoderLayer(keras.layers.Layer):
 
     def __init__(self, units, num_heads, ff_units, dropout=0.0, attention_dropout=0.0,
                  norm_first=True, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.num_heads, self.ff_units = units, num_heads, ff_units
-        self.dropout_rate, self.attention_dropout = dropout, attention_dropout
-        self.norm_first = norm_first
-        self.self_attention = MultiHeadAttention(num_heads, units, attention_dropout,
-                                                 name="self_attention")
+        super().__init__(units, num_heads, ff_units, dropout, attention_dropout, norm_first,
+                         **kwargs)
         self.cross_attention = MultiHeadAttention(num_heads, units, attention_dropout,
                                                   name="cross_attention")
-        self.feed_forward = FeedForward(units, ff_units, dropout, name="feed_forward")
-        self.self_attention_norm = _layer_norm("self_attention_norm")
         self.cross_attention_norm = _layer_norm("cross_attention_norm")
-        self.feed_forward_norm = _layer_norm("feed_forward_norm")
-        self.dropout = keras.layers.Dropout(dropout)
 
     def build(self, inputs_shape, encoder_outputs_shape=None, source_mask_shape=None):
         encoder_outputs_shape = encoder_outputs_shape or inputs_shape
@@ -163,9 +162,6 @@ class TransformerDecoderLayer(keras.layers.Layer):
             layer.build(inputs_shape)
         self.self_attention.build(inputs_shape, inputs_shape)
         self.cross_attention.build(inputs_shape, encoder_outputs_shape)
-
-    def _residual(self, norm):
-        return _Residual(norm, self.dropout, self.norm_first)
 
     def call(self, inputs, encoder_outputs, source_mask, training=False):
         length = tf.shape(inputs)[1]
@@ -205,8 +201,3 @@ class TransformerDecoderLayer(keras.layers.Layer):
         inputs, _ = self._residual(self.feed_forward_norm)(
             inputs, lambda y: (self.feed_forward(y), None), False)
         return inputs, cache, weights
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "num_heads": self.num_heads,
-                "ff_units": self.ff_units, "dropout": self.dropout_rate,
-                "attention_dropout": self.attention_dropout, "norm_first": self.norm_first}

@@ -17,5 +17,5 @@ def dates_model(architecture, rnn_dates_model, transformer_dates_model):
 
 
 @pytest.fixture(scope="module")
-def dates_export(architecture, dates_export, transformer_dates_export):
-    return dates_export if architecture == "rnn" else transformer_dates_export
+def dates_export(architecture, rnn_dates_export, transformer_dates_export):
+    return rnn_dates_export if architecture == "rnn" else transformer_dates_export

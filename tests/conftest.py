@@ -49,9 +49,15 @@ def korean_model():
 
 
 @pytest.fixture(scope="session")
-def dates_export(rnn_dates_model, tmp_path_factory):
+def rnn_dates_export(rnn_dates_model, tmp_path_factory):
     """The dates model exported as a SavedModel; returns its directory."""
     return rnn_dates_model[0].export(str(tmp_path_factory.mktemp("export") / "dates" / "1"))
+
+
+@pytest.fixture(scope="session")
+def dates_export(rnn_dates_export):
+    """The RNN dates export (tests/architectures.py makes a module's tests take both)."""
+    return rnn_dates_export
 
 
 @pytest.fixture(scope="session")
