@@ -29,6 +29,9 @@ def step_flops(config, source_vocab, target_vocab, batch, source_length, target_
         real_tokens: non-padding target tokens in the batch.
     """
     del source_vocab
+    if config.architecture == "transformer":
+        return _transformer_step_flops(config, target_vocab, batch, source_length, target_length,
+                                       real_tokens)
     gates = 3 if config.cell == "gru" else 4
     units, embedding = config.units, config.embedding_dim
     directions = 2 if config.bidirectional else 1
@@ -69,6 +72,42 @@ def step_flops(config, source_vocab, target_vocab, batch, source_length, target_
         parts["attention context"] = (2 * pairs * units, (batch, target_length, source_length, units))
         parts["attentional state W_c"] = (2 * batch * target_length * 2 * units * units,
                                           (batch * target_length, 2 * units, units))
+    parts["output projection W_s"] = (2 * real_tokens * units * target_vocab,
+                                      (real_tokens, units, target_vocab))
+    return parts
+
+
+def _transformer_step_flops(config, target_vocab, batch, source_length, target_length, real_tokens):
+    """`step_flops` of a Transformer: every layer's projections, its attention products over
+    all (query, key) pairs (padding included, as the model computes them), the feed-forward
+    network, and the output projection."""
+    units, ff_units, heads = config.units, config.ff_units, config.num_heads
+    head_units = units // heads
+    source_rows, target_rows = batch * source_length, batch * target_length
+    parts = {}
+
+    def attention(name, query_rows, key_rows, query_length, key_length):
+        parts[f"{name} Q and output projections"] = (
+            2 * 2 * query_rows * units * units, (query_rows, units, units))
+        parts[f"{name} K and V projections"] = (
+            2 * 2 * key_rows * units * units, (key_rows, units, units))
+        pairs = batch * heads * query_length * key_length
+        parts[f"{name} scores and weighted sum"] = (
+            2 * 2 * pairs * head_units, (batch * heads, query_length, head_units, key_length))
+
+    def feed_forward(name, rows):
+        parts[name] = (2 * 2 * rows * units * ff_units, (rows, units, ff_units))
+
+    for layer in range(config.num_layers):
+        attention(f"encoder self-attention {layer}", source_rows, source_rows,
+                  source_length, source_length)
+        feed_forward(f"encoder feed-forward {layer}", source_rows)
+    for layer in range(config.num_layers):
+        attention(f"decoder self-attention {layer}", target_rows, target_rows,
+                  target_length, target_length)
+        attention(f"decoder cross-attention {layer}", target_rows, source_rows,
+                  target_length, source_length)
+        feed_forward(f"decoder feed-forward {layer}", target_rows)
     parts["output projection W_s"] = (2 * real_tokens * units * target_vocab,
                                       (real_tokens, units, target_vocab))
     return parts
