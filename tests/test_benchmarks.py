@@ -68,3 +68,12 @@ def test_op_trace_names_the_loops_and_the_costliest_ops(dates_model, dates_expor
         assert re.search(rf"^{loop} +[\d.]+ +[\d.]+% +\d+$", output, re.MULTILINE), output
     ranked = output.split("runs\n", 1)[1].strip().splitlines()
     assert len(ranked) == 5
+
+
+def test_op_choices_times_both_forms_of_every_pair(tmp_path):
+    report_path = tmp_path / "report.json"
+    run_benchmark("op_choices.py", "--repeats", 5, "--rounds", 2, "--output", report_path)
+    results = json.loads(report_path.read_text())["results"]
+    assert len(results) == 8  # four pairs, two forms each
+    for figures in results.values():
+        assert 0 < figures["min_us"] <= figures["median_us"] <= figures["max_us"]
