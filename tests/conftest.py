@@ -16,6 +16,23 @@ from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.training import make_optimizer, train  # noqa: E402
 
 
+# Fixtures that train (or export) a model the first time a session asks for one.
+TRAINING_FIXTURES = {"rnn_dates_model", "dates_model", "korean_model", "transformer_dates_model",
+                     "rnn_dates_export", "dates_export", "transformer_dates_export", "tiny_runs",
+                     "copy_run"}
+
+
+def pytest_collection_modifyitems(items):
+    """Marks the tests that wait for a trained model `trained`; a test that starts another
+    process or a notebook kernel is also `slow` (seconds of start-up each, minutes in all),
+    so the default run stays in this process."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.trained)
+        if item.get_closest_marker("subprocess") or item.get_closest_marker("notebooks"):
+            item.add_marker(pytest.mark.slow)
+
+
 def train_small(task, train_size, epochs, seed=0, preset_name=None, **config_changes):
     """A preset model (the task's own unless `preset_name`) fitted on a small sample of an
     embedded task; returns (model, history, test pairs)."""
