@@ -73,6 +73,14 @@ class Translator(tf.Module):
         sample(text, temperature, top_k, top_p, seed): a random translation; the same text
             with the same seed always gives the same output, whatever else is in the batch.
 
+    One more function is exported, not as a signature (a server has no use for it):
+        forced_attention(text, target): where the model looks while it is made to write
+            `target` (teacher forcing): `attention` (batch, t, s) as above, `heads`
+            (batch, layers, heads, t, s) every layer's and head's cross-attention (one layer
+            and one head for the RNN), `source_tokens` and `target_tokens`. On a
+            translation the model wrote itself it gives the attention its search recorded;
+            on the other n-best entries, or a reference, theirs (`keras_s2s.attention_view`).
+
     Every method returns a dict with
         text: (batch,) string, the translation (NFC-composed UTF-8);
         score: (batch,) float32, log-probability of the output ([END] included); for beam
@@ -101,6 +109,7 @@ class Translator(tf.Module):
             raise ValueError(f"shards must be a positive integer; got {shards!r}.")
         self.shards = int(shards)
         self.default_beam_size = model.model_config.beam_size
+        self.architecture = model.model_config.architecture
         self.length_penalty = model.model_config.length_penalty
         # The layers are held without tracking: the export tracks the tf.Variables the
         # graph captures (see `save`); tracking the Keras layers too would store every
@@ -156,6 +165,33 @@ class Translator(tf.Module):
                                  top_k, top_p, row_inputs=source.row_inputs)
 
         return self._outputs(*self._search(text, search))
+
+    @tf.function(input_signature=[TEXT, tf.TensorSpec([None], tf.string, name="target")])
+    def forced_attention(self, text, target):
+        tf.debugging.assert_equal(tf.shape(text)[0], tf.shape(target)[0], message=(
+            "forced_attention needs one target per text"))
+        source_ids, source_tokens = self._source_ids(text)
+        pieces = self.target_text.tokenize(target)  # (batch, (t - 1)) string
+        batch = tf.shape(target)[0]
+        target_tokens = tf.concat([pieces, tf.fill([batch, 1], END)], axis=1).to_tensor(default_value="")
+        target_ids = self.target_text.ids_from_tokens(pieces).to_tensor()  # (batch, t), [END] last
+        target_ids = tf.pad(target_ids, [[0, 0], [0, tf.shape(target_tokens)[1] - tf.shape(target_ids)[1]]])
+        # The decoder reads [START] and each target token but the last, as in training.
+        decoder_inputs = tf.concat([tf.fill([batch, 1], START_ID), target_ids[:, :-1]], axis=1)
+        encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # as the searches do
+        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
+        if self.architecture == "transformer":
+            heads = self.decoder.cross_attention_weights(decoder_inputs, encoder_outputs, source_mask)
+        else:
+            _, weights = self.decoder.attentional_states(
+                decoder_inputs, encoder_outputs, self.decoder.initial_state(encoder_states),
+                source_mask)
+            heads = weights[:, tf.newaxis, tf.newaxis]  # (batch, t, s) -> (batch, 1, 1, t, s)
+        # Rows after a target's [END] read padding: they are zeros, as the searches leave them.
+        is_real = tf.not_equal(target_ids, PAD_ID)[:, tf.newaxis, tf.newaxis, :, tf.newaxis]
+        heads = tf.where(is_real, tf.cast(heads, tf.float32), 0.0)  # (batch, layers, heads, t, s)
+        return {"attention": tf.reduce_mean(heads[:, -1], axis=1),  # last layer, mean over heads
+                "heads": heads, "source_tokens": source_tokens, "target_tokens": target_tokens}
 
     def _fused_or_graph_greedy(self, text):
         """The greedy search with `jit_compile`: the XLA program for small batches."""

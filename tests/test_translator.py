@@ -225,3 +225,33 @@ def test_same_weights_give_the_same_variables_file_whatever_the_graph(dates_mode
         with open(os.path.join(dates_export, "variables", name), "rb") as first, \
                 open(os.path.join(other, "variables", name), "rb") as second:
             assert first.read() == second.read(), name
+
+
+def test_forced_attention_on_its_own_translation_is_the_searchs_attention(dates_export):
+    loaded = translator_lib.load(dates_export)
+    texts = tf.constant(SENTENCES[:3])
+    outputs = loaded.beam(texts, tf.constant(2))
+    forced = loaded.forced_attention(texts, outputs["text"])  # not a signature: a function
+    assert "forced_attention" not in loaded.signatures
+    # Either may have more padding columns than the other.
+    steps = min(outputs["attention"].shape[1], forced["attention"].shape[1])
+    for padded in (outputs, forced):
+        assert not padded["target_tokens"].numpy()[:, steps:].any()
+    assert forced["target_tokens"].numpy()[:, :steps].tolist() == \
+        outputs["target_tokens"].numpy()[:, :steps].tolist()
+    np.testing.assert_allclose(forced["attention"].numpy()[:, :steps],
+                               outputs["attention"].numpy()[:, :steps], atol=1e-5)
+    batch, layers, heads, length, source_length = forced["heads"].shape
+    assert (batch, length, source_length) == (3, forced["target_tokens"].shape[1],
+                                              outputs["attention"].shape[2])
+    config = json.load(open(os.path.join(dates_export, "assets", "config.json")))["model"]
+    if config["architecture"] == "transformer":
+        assert (layers, heads) == (config["num_layers"], config["num_heads"])
+    else:
+        assert (layers, heads) == (1, 1)
+    # Any target, a reference translation or nothing: the rows after its [END] are zeros.
+    forced = loaded.forced_attention(tf.constant(SENTENCES[:2]), tf.constant(["2021-03-03", ""]))
+    weights = forced["heads"].numpy()  # (batch, layers, heads, t, s)
+    assert forced["target_tokens"].numpy()[1].tolist() == [b"[END]"] + [b""] * 10
+    assert np.all(weights[1, :, :, 1:] == 0)
+    np.testing.assert_allclose(weights[:, :, :, 0].sum(axis=-1), 1.0, atol=1e-5)
