@@ -7,6 +7,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_s2s", "keras_s2s.*"]),
+    # The attention view's style and script, which keras_s2s/attention_view.py inlines.
+    package_data={"keras_s2s": ["attention_view.css", "attention_view.js"]},
     license="Apache-2.0",
     classifiers=["License :: OSI Approved :: Apache Software License"],
     python_requires=">=3.10",

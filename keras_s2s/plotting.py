@@ -1,9 +1,18 @@
-"""Attention heatmaps and learning curves. matplotlib is imported only when a plot is drawn."""
+"""Attention heatmaps and learning curves. matplotlib is imported only when a plot is drawn.
+
+`plot_attention` and `plot_translation` draw a heatmap as a PNG (or an image a notebook shows
+inline); `attention_html`, `translate_to_html` and `show_attention` (from
+`keras_s2s.attention_view`) make the interactive view of the same weights: one self-contained
+HTML page where hovering a token highlights what it attended to, with the n-best list and,
+for a Transformer, each layer's and head's cross-attention.
+"""
 
 import functools
 import io
 import pathlib
 import warnings
+
+from keras_s2s.attention_view import attention_html, show_attention, translate_to_html  # noqa: F401
 
 # Sample characters whose glyphs a font must have to label Korean text.
 _HANGUL_SAMPLE = "한국어"
