@@ -29,9 +29,10 @@ setup(
     ],
     extras_require={
         # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel; CI
-        # lints with ruff (ruff.toml) before it tests.
+        # lints with ruff (ruff.toml) before it tests; tests/headless_browser.py drives
+        # Chromium over the DevTools protocol's websocket.
         "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                 "ruff>=0.4"],
+                 "ruff>=0.4", "websocket-client>=1.6"],
         "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["keras-s2s=keras_s2s.cli:main"]},
