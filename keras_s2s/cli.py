@@ -68,7 +68,10 @@ def main(argv=None):
     plot = commands.add_parser("plot", help="plot the attention of one translation")
     plot.add_argument("--model", required=True, help="SavedModel directory")
     plot.add_argument("text")
-    plot.add_argument("--output", default="attention.png")
+    plot.add_argument("--output", help="PNG heatmap to write (default: attention.png, unless "
+                      "--html is given)")
+    plot.add_argument("--html", help="write the interactive view here: one self-contained "
+                      "HTML file (tokens, heatmap, n-best list, a Transformer's layers and heads)")
     plot.add_argument("--beam-size", type=int)
 
     client = commands.add_parser("client", help="translate with a model behind TensorFlow Serving")
@@ -197,11 +200,20 @@ def _evaluate(args):
 
 def _plot(args):
     from keras_s2s import translator as translator_lib
-    from keras_s2s.plotting import translate_and_plot
+    from keras_s2s.plotting import translate_and_plot, translate_to_html
 
-    translation = translate_and_plot(translator_lib.load(args.model), args.text, args.output,
-                                     args.beam_size)
-    print(f"{translation}\nWrote {args.output}")
+    translator = translator_lib.load(args.model)
+    written = []
+    if args.html:
+        translation = translate_to_html(translator, args.text, args.html, args.beam_size)
+        written.append(args.html)
+    if args.output or not args.html:
+        output = args.output or "attention.png"
+        translation = translate_and_plot(translator, args.text, output, args.beam_size)
+        written.append(output)
+    print(translation)
+    for path in written:
+        print(f"Wrote {path}")
     return 0
 
 

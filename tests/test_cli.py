@@ -1,5 +1,6 @@
 """The command line, run as a user runs it: in a subprocess."""
 
+import json
 import os
 import re
 import shutil
@@ -139,6 +140,20 @@ def test_plot_draws_the_attention_of_one_sentence(dates_export, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "march.png").stat().st_size > 5000
     assert re.fullmatch(r"[\d-]+", result.stdout.splitlines()[0])
+
+
+def test_plot_html_writes_the_interactive_view_with_the_nbest_list(dates_export, tmp_path):
+    result = keras_s2s("plot", "--model", dates_export, "March 3, 2021", "--html",
+                       tmp_path / "march.html", "--beam-size", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    translation, wrote = result.stdout.splitlines()
+    assert re.fullmatch(r"[\d-]+", translation) and wrote == f"Wrote {tmp_path / 'march.html'}"
+    page = (tmp_path / "march.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'class="s2s-data">(.*?)</script>', page, re.S).group(1))
+    assert data["title"] == f"March 3, 2021 → {translation}"
+    assert len(data["hypotheses"]) == 3 and data["hypotheses"][0]["text"] == translation
+    assert all(hypothesis["attention"] for hypothesis in data["hypotheses"])
+    assert not (tmp_path / "attention.png").exists() and list(tmp_path.iterdir()) == [tmp_path / "march.html"]
 
 
 def test_help_answers_without_importing_tensorflow():
