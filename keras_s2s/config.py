@@ -193,9 +193,9 @@ PRESETS = {
         ModelConfig(source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
                     lowercase=False, max_source_vocab=8000, max_target_vocab=8000,
                     max_source_length=80, max_target_length=80, architecture="transformer",
-                    units=256, num_layers=3, num_heads=4, ff_units=1024, dropout=0.1,
+                    units=192, num_layers=3, num_heads=4, ff_units=768, dropout=0.1,
                     share_embeddings=True, beam_size=5, length_penalty=0.6),
-        TrainConfig(epochs=12, batch_size=64, learning_rate=1e-3, label_smoothing=0.1,
+        TrainConfig(epochs=8, batch_size=64, learning_rate=1.5e-3, label_smoothing=0.1,
                     learning_rate_decay="inverse-sqrt", warmup_steps=500, keep_checkpoints=5),
     ),
     # Anki spa->eng (110,000 training pairs of short sentences): a few epochs go a long way.

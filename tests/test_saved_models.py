@@ -17,6 +17,10 @@ PROBES = {
     "multi30k-de-en": [("Ein Hund läuft durch den Schnee.", ("dog",)),
                        ("Zwei Männer spielen Fußball.", ("soccer", "football")),
                        ("Eine Frau sitzt auf einer Bank.", ("woman",))],
+    # The Transformer keeps case: the probes are matched lower-cased all the same.
+    "multi30k-de-en-transformer": [("Ein Hund läuft durch den Schnee.", ("dog",)),
+                                   ("Zwei Männer spielen Fußball.", ("soccer", "football")),
+                                   ("Eine Frau sitzt auf einer Bank.", ("woman",))],
     "spa-en-small": [("¿Dónde está el baño?", ("where",)),
                      ("Me gusta mucho el café.", ("coffee",)),
                      ("Tom tiene tres perros.", ("dogs",))],
