@@ -84,7 +84,8 @@
       return colour(step / 10);
     }).join(", ") + ")";
     legend.appendChild(element("span", null, "1"));
-    legend.appendChild(element("span", null, "attention weight"));
+    legend.appendChild(element("span", null, "attention weight (heatmap: output tokens down, " +
+      "source tokens across)"));
 
     function range(count) {
       var values = [];
@@ -201,7 +202,7 @@
       view.columnHeads = [];
       if (!matrix) { return; }
       var table = scroll.appendChild(element("table", "s2s-heatmap"));
-      table.appendChild(element("caption", null, "attention: output tokens down, source tokens across"));
+      table.setAttribute("aria-label", "attention: output tokens down, source tokens across");
       var head = table.appendChild(element("thead")).appendChild(element("tr"));
       head.appendChild(element("th"));
       source.forEach(function (token) {
@@ -238,8 +239,8 @@
       view.sourceTokens = tokenNodes(sourceStrip, data.source, "source");
       view.targetTokens = tokenNodes(targetStrip, hypothesis.target || [], "output");
       var matrix = weights();
-      note.textContent = matrix ? "" : "No attention was recorded for this hypothesis: the " +
-        "translator keeps the best one's (an exported model with forced_attention gives every one's).";
+      note.textContent = matrix ? "" : "No attention for this hypothesis: a search records the " +
+        "best one's only (forced_attention, in exports made since it exists, gives every one's).";
       note.hidden = Boolean(matrix);
       heatmap(matrix, data.source, hypothesis.target || []);
       status.textContent = "";
