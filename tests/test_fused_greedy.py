@@ -79,6 +79,7 @@ def jit_export(dates_model, tmp_path_factory):
     return dates_model[0].export(str(tmp_path_factory.mktemp("xla") / "dates" / "1"), jit_compile=True)
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_jit_compiled_export_handles_bad_input_and_reloads(jit_export, dates_export):
     fused, graph = translator_lib.load(jit_export), translator_lib.load(dates_export)
     invalid_utf8 = [b"March \xff\xfe 3, 2021", b"\xc3"]
@@ -100,7 +101,10 @@ def test_jit_compiled_path_with_a_bfloat16_projection(dates_model):
     fused = translator_lib.Translator(model, projection_dtype="bfloat16", jit_compile=True)
     graph_out, fused_out = graph.greedy(texts), fused.greedy(texts)
     assert fused_out["text"].numpy().tolist() == graph_out["text"].numpy().tolist()
-    np.testing.assert_allclose(fused_out["score"], graph_out["score"], atol=1e-3)
+    # bfloat16 keeps 8 bits of mantissa, and XLA rounds the projection's inputs and outputs at
+    # other points than the graph does: a sentence's summed log-probability moves by a few
+    # parts in a hundred (CI saw 0.1194 against 0.1172), the chosen tokens not at all.
+    np.testing.assert_allclose(fused_out["score"], graph_out["score"], rtol=0.05, atol=5e-3)
 
 
 @pytest.mark.subprocess
