@@ -61,6 +61,7 @@ def assert_same(parallel, serial):
             np.testing.assert_array_equal(got[name]["attention"], expected[name]["attention"])
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 @pytest.mark.parametrize("fresh", [True, False], ids=["first-calls-at-once", "traced"])
 def test_translator_shared_by_8_threads(dates_model, fresh):
     model = dates_model[0]
@@ -77,6 +78,7 @@ def test_translator_shared_by_8_threads(dates_model, fresh):
     assert_same(parallel, serial)
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_loaded_savedmodel_shared_by_8_threads(dates_export):
     loaded = translator_lib.load(dates_export)
     jobs = BATCHES

@@ -136,6 +136,7 @@ def fuzz_export(functions, check, texts, beam_size, temperature, top_k, top_p, s
     check("sample", functions["sample"], texts, *sample)
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_translator_survives_hostile_batches(dates_model):
     translator = dates_model[0].translator()
     check = Checker(translator.max_length)
@@ -161,6 +162,7 @@ def test_word_tokenizer_survives_hostile_batches(korean_model):
     run()
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_exported_signatures_survive_hostile_batches(loaded_export, dates_model):
     check = Checker(dates_model[0].translator().max_length)
     functions = exported(loaded_export)

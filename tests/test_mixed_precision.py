@@ -24,6 +24,7 @@ ARCHITECTURES = {"rnn": dict(embedding_dim=16, attention_units=16),
                                      ff_units=32)}
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_mixed_bfloat16_trains_with_both_paths_and_decodes(bfloat16_policy, architecture):
     pairs, held_out = tasks.load_task("dates", 256, 4, seed=3)

@@ -30,6 +30,7 @@ def small_dates_model(seed=0):
     return Seq2Seq.from_pairs(pairs, model_config), pairs
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_custom_loop_and_fit_report_the_same_numbers():
     train_config = TrainConfig(epochs=2, batch_size=32, learning_rate=3e-3)
     fit_model, pairs = small_dates_model()
@@ -65,6 +66,7 @@ def test_string_batches_and_id_batches_give_the_same_loss(dates_model):
     np.testing.assert_allclose(results[0]["accuracy"], results[1]["accuracy"], rtol=1e-6)
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_fit_accepts_a_dataset_of_raw_string_pairs():
     model, pairs = small_dates_model()
     model.compile(optimizer="adam")
@@ -102,6 +104,7 @@ def test_translate_rejects_a_bare_string(dates_model):
         dates_model[0].translate("March 3, 2021")
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_plain_context_vector_model_trains_too(tmp_path):
     model_config, _ = preset("dates")
     model_config.attention = None
@@ -128,6 +131,7 @@ def sentencepiece_model():
     return Seq2Seq.from_pairs(pairs, config), pairs
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_sentencepiece_model_saves_and_reloads_everywhere(tmp_path):
     model, pairs = sentencepiece_model()
     assert model.source_text.vocabulary.sentencepiece_model is not None

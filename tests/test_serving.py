@@ -13,6 +13,7 @@ from tests.rest_stand_in import RestStandIn
 TEXTS = ["March 3, 2021", "3rd of March 2021", ""]
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_grpc_request_holds_exactly_the_tensors_the_signature_accepts(dates_export):
     loaded = translator_lib.load(dates_export)
     for signature, scalars in (("serving_default", {}), ("beam", {"beam_size": 3}),
@@ -80,6 +81,7 @@ def test_request_building_refuses_wrong_inputs():
     assert serving.rest_url("http://h:8501/", "m", 3) == "http://h:8501/v1/models/m/versions/3:predict"
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_warmup_file_replays_against_the_model(dates_export, tmp_path):
     import shutil
 
@@ -145,6 +147,7 @@ def test_client_command_talks_rest_and_reports_a_down_server(dates_model, dates_
     assert down.returncode == 3 and "cannot reach" in down.stderr and "Traceback" not in down.stderr
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_saved_model_cli_run_takes_a_signatures_scalar_inputs(dates_model, dates_export):
     # The session-based loader of TensorFlow Serving, on the signature with a scalar input.
     result = serving.saved_model_cli_run(dates_export, "beam", ["March 3, 2021"], beam_size=3)

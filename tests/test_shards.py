@@ -71,6 +71,7 @@ def mixed_texts(test_pairs):
     return SENTENCES + [source for source, _ in test_pairs]
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 @pytest.mark.parametrize("shards, batch_sizes", [(2, (0, 1, 3, 4, 9)), (3, (5, 6, 7))])
 def test_shards_translate_like_one_loop(dates_model, sharded_translators, shards, batch_sizes):
     model, _, test_pairs = dates_model

@@ -22,6 +22,7 @@ def fresh(pairs, directory=None):
     return Seq2Seq.from_pairs(pairs, model_config)
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
     pairs, validation = tasks.load_task("dates", 200, 20)
     model = fresh(pairs)
@@ -135,6 +136,7 @@ def tensorboard_scalars(log_dir):
     return scalars
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_fit_writes_tensorboard_logs_with_the_keras_callback(tmp_path):
     pairs, validation = tasks.load_task("dates", 200, 20)
     model = fresh(pairs)
@@ -148,6 +150,7 @@ def test_fit_writes_tensorboard_logs_with_the_keras_callback(tmp_path):
         history.history["val_loss"])
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_custom_loop_writes_the_scalars_fit_writes_for_tensorboard(tmp_path):
     pairs, validation = tasks.load_task("dates", 200, 20)
     model = fresh(pairs)

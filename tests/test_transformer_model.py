@@ -30,6 +30,7 @@ def test_the_trained_transformer_translates_held_out_dates(transformer_dates_mod
     assert exact_match(translations, list(references)) > 0.3
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_fit_and_the_custom_loop_give_the_same_losses():
     pairs, _ = tasks.load_task("dates", 256, 4, seed=2)
     model_config, _ = preset("dates-transformer")
@@ -78,6 +79,7 @@ def test_attention_output_is_the_last_layer_average_of_the_per_head_weights(tran
     np.testing.assert_allclose(averaged[real], outputs["attention"].numpy()[real], atol=1e-5)
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_the_fast_paths_translate_as_the_textbook_path(transformer_dates_model):
     model, _, held_out = transformer_dates_model
     texts = tf.constant([source for source, _ in held_out[:16]])

@@ -192,6 +192,7 @@ def test_next_version_path_never_reuses_a_version(tmp_path):
         translator_lib.next_version_path(str(tmp_path), "../escape")
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_bfloat16_projection_export_is_smaller_and_translates_alike(rnn_dates_model, rnn_dates_export,
                                                                    tmp_path):
     # An option of the RNN decoder's projection (test_transformer_model: a Transformer refuses it).
@@ -215,6 +216,7 @@ def test_bfloat16_projection_export_is_smaller_and_translates_alike(rnn_dates_mo
         translator_lib.Translator(model, projection_dtype="float16")
 
 
+@pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_same_weights_give_the_same_variables_file_whatever_the_graph(dates_model, dates_export, tmp_path):
     # Stored in name order, not in the order the graph happened to capture them ...
     names = [variable.name for variable in translator_lib.load(dates_export).serving_variables]
