@@ -32,8 +32,17 @@ setup(
         # lints with ruff (ruff.toml) before it tests; tests/headless_browser.py drives
         # Chromium over the DevTools protocol's websocket.
         "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                 "ruff>=0.4", "websocket-client>=1.6"],
+                 "ruff>=0.4", "websocket-client>=1.6",
+                 # tests/test_word_vectors.py reads and learns vectors with gensim.
+                 "gensim>=4.4,<5",
+                 # tests/test_ctranslate2_export.py converts a trained model and runs it.
+                 "ctranslate2>=4.8,<5"],
         "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+        # Pretrained word vectors (keras_s2s/word_vectors.py reads them, word2vec.py learns
+        # them); 4.4 is the first gensim built for NumPy 2, which TensorFlow 2.21 needs.
+        "embeddings": ["gensim>=4.4,<5"],
+        # keras-s2s export --format ctranslate2 (keras_s2s/ctranslate2_export.py).
+        "ctranslate2": ["ctranslate2>=4.8,<5"],
     },
     entry_points={"console_scripts": ["keras-s2s=keras_s2s.cli:main"]},
 )

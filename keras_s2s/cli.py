@@ -90,8 +90,17 @@ def main(argv=None):
     client.add_argument("--timeout", type=float, default=10.0)
     client.add_argument("texts", nargs="+")
 
-    export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel")
-    export.add_argument("--checkpoint-dir", required=True)
+    export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel "
+                                 "(or a Transformer as a CTranslate2 model)")
+    origin = export.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--checkpoint-dir")
+    origin.add_argument("--from-saved-model", help="with --format ctranslate2: convert this "
+                        "exported SavedModel (its variables and assets/), no checkpoint needed")
+    export.add_argument("--format", choices=("savedmodel", "ctranslate2"), default="savedmodel",
+                        help="ctranslate2: a CTranslate2 model directory of a Transformer, "
+                        "with its vocabularies and SentencePiece models (serving/README.md)")
+    export.add_argument("--quantization", help="with --format ctranslate2: weight type "
+                        "(int8, int8_float32, float16, ...; default float32)")
     destination = export.add_mutually_exclusive_group(required=True)
     destination.add_argument("--output", help="SavedModel directory to write (must not exist)")
     destination.add_argument("--name", help="write BASE_DIR/NAME/<next version>/ for serving")
@@ -125,7 +134,7 @@ def main(argv=None):
     try:
         return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
                 "plot": _plot, "client": _client, "export": _export}[args.command](args)
-    except (ValueError, OSError) as error:  # user errors: bad values, missing files
+    except (ValueError, OSError, ImportError) as error:  # user errors: bad values, missing files
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 2
     except FloatingPointError as error:  # a diverged run: the message names epoch and step
@@ -242,10 +251,33 @@ def _export(args):
     if os.path.exists(output) and os.listdir(output):
         raise ValueError(f"output={output!r} exists and is not empty; "
                          "choose a new directory so that no export is overwritten.")
+    if args.format == "ctranslate2":
+        return _export_ctranslate2(args, output)
+    if args.from_saved_model:
+        raise ValueError("--from-saved-model converts with --format ctranslate2 only; got "
+                         f"--format {args.format}.")
     model = load_trained_model(args.checkpoint_dir)
     if args.average_last > 1:
         average_checkpoints(model, args.checkpoint_dir, args.average_last)
     exported = model.export(output, projection_dtype=args.projection_dtype,
                             jit_compile=args.jit_compile, shards=args.shards)
     print(f"Exported {exported}")
+    return 0
+
+
+def _export_ctranslate2(args, output):
+    from keras_s2s import ctranslate2_export
+
+    if args.from_saved_model:
+        written = ctranslate2_export.convert_saved_model(args.from_saved_model, output,
+                                                         args.quantization)
+    else:
+        from keras_s2s.training import average_checkpoints, load_trained_model
+
+        ctranslate2_export.import_ctranslate2()  # before the model is rebuilt, not after
+        model = load_trained_model(args.checkpoint_dir)
+        if args.average_last > 1:
+            average_checkpoints(model, args.checkpoint_dir, args.average_last)
+        written = ctranslate2_export.convert_model(model, output, args.quantization)
+    print(f"Exported {written}")
     return 0
