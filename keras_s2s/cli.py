@@ -1,4 +1,5 @@
-"""Command line: `keras-s2s demo | train | translate | evaluate | plot | client | export`.
+"""Command line: `keras-s2s demo | train | translate | evaluate | plot | client | export |
+embeddings`.
 
 It only parses arguments and calls the library; every command is a function there too.
 The library (and with it TensorFlow) is imported inside the commands, so that --help answers
@@ -49,6 +50,35 @@ def main(argv=None):
     train.add_argument("--export", help="also export a SavedModel here when training ends")
     train.add_argument("--log-dir", help="write each epoch's loss, accuracy and learning rate "
                        "here for TensorBoard (train/ and validation/, as Keras' callback does)")
+    train.add_argument("--source-vectors", help="word2vec or fastText vector file (text, binary "
+                       "or .vec) whose vectors start the source embedding (see docs/word_vectors.md)")
+    train.add_argument("--target-vectors", help="the same for the target embedding")
+    train.add_argument("--freeze-vectors", action="store_true",
+                       help="keep the pretrained embeddings fixed instead of fine-tuning them")
+
+    embeddings = commands.add_parser(
+        "embeddings", help="learn word2vec vectors (skip-gram) from text, tokenised as a model does")
+    embeddings.add_argument("--input", required=True, nargs="+",
+                            help="text files (plain or .gz), one sentence a line; with --side, "
+                            "TSV pair files")
+    embeddings.add_argument("--side", choices=("source", "target"),
+                            help="read this side of TSV pairs (--source-column, --target-column)")
+    embeddings.add_argument("--source-column", type=int, default=0)
+    embeddings.add_argument("--target-column", type=int, default=1)
+    embeddings.add_argument("--output", required=True,
+                            help="vector file to write: .vec (word2vec text) or .bin (binary)")
+    embeddings.add_argument("--tokenizer", choices=("word", "char"), default="word")
+    embeddings.add_argument("--vocabulary", help="a model's vocabulary file (source_vocab.txt "
+                            "with its .spm beside it): tokenise into its SentencePiece pieces")
+    embeddings.add_argument("--cased", action="store_true", help="keep case (models case-fold "
+                            "unless their config says lowercase=false)")
+    embeddings.add_argument("--normalization", default="NFKC")
+    embeddings.add_argument("--dim", type=int, default=128, help="vector width (a model's "
+                            "embedding_dim, or its units for a Transformer, needs no projection)")
+    embeddings.add_argument("--window", type=int, default=5)
+    embeddings.add_argument("--min-count", type=int, default=2)
+    embeddings.add_argument("--epochs", type=int, default=5)
+    embeddings.add_argument("--seed", type=int, default=0)
 
     translate = commands.add_parser("translate", help="translate with an exported SavedModel")
     translate.add_argument("--model", required=True, help="SavedModel directory")
@@ -133,7 +163,8 @@ def main(argv=None):
 
     try:
         return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
-                "plot": _plot, "client": _client, "export": _export}[args.command](args)
+                "plot": _plot, "client": _client, "export": _export,
+                "embeddings": _embeddings}[args.command](args)
     except (ValueError, OSError, ImportError) as error:  # user errors: bad values, missing files
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -178,7 +209,22 @@ def _train(args):
               batch_size=args.batch_size, train_size=args.train_size, test_size=args.test_size,
               seed=args.seed, source_column=args.source_column,
               target_column=args.target_column, average_last=args.average_last,
-              export_path=args.export, log_dir=args.log_dir, architecture=args.architecture)
+              export_path=args.export, log_dir=args.log_dir, architecture=args.architecture,
+              source_vectors=args.source_vectors, target_vectors=args.target_vectors,
+              freeze_vectors=args.freeze_vectors)
+    return 0
+
+
+def _embeddings(args):
+    from keras_s2s.word2vec import learn_from_files
+
+    vectors = learn_from_files(args.input, args.output, side=args.side,
+                               columns=(args.source_column, args.target_column),
+                               tokenizer=args.tokenizer, vocabulary=args.vocabulary,
+                               lowercase=not args.cased, normalization=args.normalization,
+                               dim=args.dim, window=args.window, min_count=args.min_count,
+                               epochs=args.epochs, seed=args.seed)
+    print(f"Wrote {len(vectors):,} vectors of {vectors.vector_size} dimensions to {args.output}")
     return 0
 
 

@@ -57,6 +57,9 @@ class ModelConfig:
     positional: str = "sinusoidal"  # transformer: "sinusoidal" position table (fixed) or "learned"
     attention_dropout: float = 0.0  # transformer: dropout on the attention weights
     share_embeddings: bool = False  # transformer: one vocabulary, one matrix for source, target, output
+    source_vectors: Optional[str] = None  # word2vec/fastText file that starts a new source embedding
+    target_vectors: Optional[str] = None  # the same for the target side (a shared embedding takes one file)
+    freeze_vectors: bool = False  # keep the pretrained embedding rows fixed instead of fine-tuning them
 
     def __post_init__(self):
         _check_choice("source_tokenizer", self.source_tokenizer, TOKENIZERS)
@@ -89,6 +92,14 @@ class ModelConfig:
                                  f"num_heads={self.num_heads}.")
             if self.units % 2:
                 raise ValueError(f"units must be even for the positional table; got units={self.units}.")
+        if self.freeze_vectors and not (self.source_vectors or self.target_vectors):
+            raise ValueError("freeze_vectors=True needs source_vectors or target_vectors; "
+                             "got neither.")
+        if self.share_embeddings and self.source_vectors and self.target_vectors and (
+                self.source_vectors != self.target_vectors):
+            raise ValueError("share_embeddings=True has one embedding, so one vector file; got "
+                             f"source_vectors={self.source_vectors!r} and "
+                             f"target_vectors={self.target_vectors!r}.")
         if self.share_embeddings:
             if self.architecture != "transformer":
                 raise ValueError("share_embeddings=True needs architecture='transformer'; "

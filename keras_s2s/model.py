@@ -112,10 +112,36 @@ class Seq2Seq(keras.Model):
         # Every variable exists from here on, so graph loops (search, input feeding) never
         # have to create one.
         self.build()
+        if model_config.freeze_vectors:
+            # Frozen where every model is built (new, resumed, loaded from .keras), not where
+            # the vectors are read, so a rebuilt model keeps the same trainable variables.
+            for path, stack in ((model_config.source_vectors, self.encoder),
+                                (model_config.target_vectors, self.decoder)):
+                if path:
+                    # A Transformer's PositionalEmbedding holds the token Embedding; its
+                    # learned position table, if any, keeps training.
+                    getattr(stack.embedding, "embedding", stack.embedding).trainable = False
 
     @classmethod
     def from_pairs(cls, pairs, model_config=None, **kwargs):
-        """Builds the vocabularies from (source, target) pairs, then the model."""
+        """Builds the vocabularies from (source, target) pairs, then the model.
+
+        With `source_vectors`/`target_vectors` in the config, the embeddings start from
+        those files (`keras_s2s.word_vectors`); `model.vector_coverage` then says how many
+        vocabulary entries found a vector.
+        """
+        model = cls._from_pairs(pairs, model_config, **kwargs)
+        coverage = {}
+        if model.model_config.source_vectors or model.model_config.target_vectors:
+            from keras_s2s.word_vectors import initialize_embeddings  # gensim is optional
+
+            coverage = initialize_embeddings(model)
+        # Kept out of Keras' attribute tracking: plain report objects, not weights.
+        model.__dict__["vector_coverage"] = coverage
+        return model
+
+    @classmethod
+    def _from_pairs(cls, pairs, model_config=None, **kwargs):
         model_config = model_config or config_lib.ModelConfig()
         if not pairs:
             raise ValueError("pairs is empty: a vocabulary needs at least one sentence pair.")

@@ -51,9 +51,12 @@ def load_pairs(task=None, pairs_path=None, corpus=None, data_dir=None, train_siz
 def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=None,
               preset_name=None, epochs=None, batch_size=None, train_size=20000, test_size=1000,
               seed=0, source_column=0, target_column=1, average_last=0, export_path=None,
-              log_dir=None, architecture=None):
+              log_dir=None, architecture=None, source_vectors=None, target_vectors=None,
+              freeze_vectors=False):
     """Trains (or resumes) a model in `checkpoint_dir`, scores it, optionally exports it;
     with `log_dir`, each epoch's scalars also go to TensorBoard logs there (`train`).
+    `source_vectors`, `target_vectors` and `freeze_vectors` set the `ModelConfig` fields
+    of the same names: pretrained word vectors for a new model's embeddings.
 
     Returns (model, history, results); results (also written to results.json) holds
     BLEU, chrF and exact match of greedy and configured decoding on validation and test.
@@ -67,14 +70,25 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
                    "train_size": train_size if task else None,
                    "test_size": test_size if task else None}
     check_data_source(checkpoint_dir, data_source, resuming)
+    vectors = {key: value for key, value in (("source_vectors", source_vectors),
+                                             ("target_vectors", target_vectors),
+                                             ("freeze_vectors", freeze_vectors or None))
+               if value is not None}
     if resuming:
         model_config, train_config = config_lib.load_json(os.path.join(checkpoint_dir, CONFIG_FILE))
         train_config = train_config or config_lib.TrainConfig()
-        if preset_name and config_lib.preset(preset_name)[0] != model_config:
-            changed = _differences(model_config, config_lib.preset(preset_name)[0])
+        asked = dataclasses.replace(config_lib.preset(preset_name)[0], **vectors) if preset_name else None
+        if preset_name and asked != model_config:
+            changed = _differences(model_config, asked)
             raise ValueError(f"checkpoint_dir={checkpoint_dir!r} holds a model built with other "
                              f"settings than preset {preset_name!r} ({changed}); leave out "
                              "--preset to resume it, or use a new --checkpoint-dir.")
+        # The vectors only start a new model; a resumed one must not seem to take new ones.
+        other = {key: value for key, value in vectors.items() if getattr(model_config, key) != value}
+        if other:
+            raise ValueError(f"checkpoint_dir={checkpoint_dir!r} holds a model built with "
+                             f"{ {key: getattr(model_config, key) for key in other} }, not "
+                             f"{other}; leave the vector options out to resume it.")
     elif preset_name or (task or corpus) in config_lib.PRESETS:
         model_config, train_config = config_lib.preset(preset_name or task or corpus)
     else:
@@ -85,6 +99,8 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
                              f"{model_config.architecture!r}; choose a preset of that "
                              "architecture (e.g. multi30k-de-en-transformer) instead.")
         model_config = config_lib.ModelConfig(architecture=architecture)
+    if not resuming:
+        model_config = dataclasses.replace(model_config, **vectors)
     overrides = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size))
                  if value is not None}
     train_config = dataclasses.replace(train_config, **overrides)
@@ -105,6 +121,8 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     else:
         model = Seq2Seq.from_pairs(train_pairs, model_config)
         model.save_spec(checkpoint_dir, train_config)
+        for side, coverage in model.vector_coverage.items():
+            print(f"{side} vectors: {coverage.summary()}")
     print(f"{model.count_params():,} parameters; {len(train_pairs)} training and "
           f"{len(validation_pairs)} validation pairs; checkpoints in {checkpoint_dir}")
 
@@ -117,6 +135,9 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     results = {"training_seconds_this_run": round(time.perf_counter() - started, 1),
                "training_seconds_all_epochs": round(sum(epoch["seconds"] for epoch in history), 1),
                "parameters": model.count_params()}
+    if getattr(model, "vector_coverage", None):
+        results["vector_coverage"] = {side: {"found": coverage.found, "total": coverage.total}
+                                      for side, coverage in model.vector_coverage.items()}
     if average_last > 1:
         averaged = average_checkpoints(model, checkpoint_dir, average_last)
         results["averaged_checkpoints"] = [os.path.basename(path) for path in averaged]
