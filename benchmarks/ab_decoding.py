@@ -24,18 +24,42 @@ from decoding_speed import read_sources  # noqa: E402
 
 def one_round(decode, batches):
     """Batch 1: median milliseconds per call; larger batches: sentences per second. Also
-    the cores the process kept busy: its CPU time over the round's wall time."""
+    the cores the process kept busy: its CPU time over the round's wall time.
+
+    `decode(batch)` must return only once its translations are ready (for a SavedModel,
+    with their `.numpy()` taken); a batch is anything `len` measures.
+    """
     cpu_start, start = _cpu_seconds(), time.perf_counter()
     times = []
     for batch in batches:
         call_start = time.perf_counter()
-        decode(batch)["text"].numpy()
+        decode(batch)
         times.append(1000 * (time.perf_counter() - call_start))
     seconds = time.perf_counter() - start
     cores = (_cpu_seconds() - cpu_start) / seconds
-    if batches[0].shape[0] == 1:
+    if len(batches[0]) == 1:
         return statistics.median(times), cores
-    return sum(int(batch.shape[0]) for batch in batches) / seconds, cores
+    return sum(len(batch) for batch in batches) / seconds, cores
+
+
+def in_turns(decoders, batches, rounds, warmup_batches=None):
+    """{name: (median figure, median cores)} of `one_round` for each of `decoders`
+    ({name: decode}) over the same batches, round after round.
+
+    Each decoder first runs `warmup_batches` of the batches (all of them if None): traces,
+    and XLA programs, compile there.
+    """
+    for decode in decoders.values():
+        one_round(decode, batches[:warmup_batches])
+    figures = {name: [] for name in decoders}
+    for round_index in range(rounds):
+        # A then B, then B then A: whichever model runs second in a round ran faster at
+        # batch 1, whatever it was, and alternating cancels that.
+        order = list(decoders.items())[::-1 if round_index % 2 else 1]
+        for name, decode in order:
+            figures[name].append(one_round(decode, batches))
+    return {name: tuple(statistics.median(values) for values in zip(*figures[name]))
+            for name in decoders}
 
 
 def _cpu_seconds():
@@ -58,29 +82,21 @@ def main():
     models = {"before": tf.saved_model.load(args.before), "after": tf.saved_model.load(args.after)}
     if args.beam_size:
         beam_size = tf.constant(args.beam_size)
-        decoders = {name: (lambda text, model=model: model.beam(text, beam_size))
+        decoders = {name: (lambda text, model=model: model.beam(text, beam_size)["text"].numpy())
                     for name, model in models.items()}
         label = f"beam {args.beam_size}"
     else:
-        decoders = {name: model.greedy for name, model in models.items()}
+        decoders = {name: (lambda text, model=model: model.greedy(text)["text"].numpy())
+                    for name, model in models.items()}
         label = "greedy"
     sentences = read_sources(args.source, args.sentences)
     for size in map(int, args.batch_sizes.split(",")):
         # Batch 1 times 300 single sentences; larger batches go through all of them.
         chosen = sentences[:300] if size == 1 else sentences
         batches = [tf.constant(chosen[i:i + size]) for i in range(0, len(chosen), size)]
-        for decode in decoders.values():  # warm-up: traces, and XLA programs, compile here
-            one_round(decode, batches)
-        figures = {name: [] for name in decoders}
-        for round_index in range(args.rounds):
-            # A then B, then B then A: whichever model runs second in a round ran faster at
-            # batch 1, whatever it was, and alternating cancels that.
-            order = list(decoders.items())[::-1 if round_index % 2 else 1]
-            for name, decode in order:
-                figures[name].append(one_round(decode, batches))
+        medians = in_turns(decoders, batches, args.rounds)
         unit = "median ms" if size == 1 else "sentences/s"
-        (before, before_cores), (after, after_cores) = (
-            [statistics.median(values) for values in zip(*figures[name])] for name in decoders)
+        (before, before_cores), (after, after_cores) = (medians[name] for name in decoders)
         print(f"{label} batch {size} {unit}: before {before:.2f}, after {after:.2f} "
               f"(after/before {after / before:.2f}); cores busy: before {before_cores:.2f}, "
               f"after {after_cores:.2f}")
