@@ -31,7 +31,8 @@ setup(
         # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel; CI
         # lints with ruff (ruff.toml) before it tests; tests/headless_browser.py drives
         # Chromium over the DevTools protocol's websocket.
-        "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
+        # pytest-xdist runs the tests in two processes (pytest -n 2), one per core.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
                  "ruff>=0.4", "websocket-client>=1.6",
                  # tests/test_word_vectors.py reads and learns vectors with gensim.
                  "gensim>=4.4,<5",
