@@ -32,8 +32,8 @@ setup(
         # lints with ruff (ruff.toml) before it tests; tests/headless_browser.py drives
         # Chromium over the DevTools protocol's websocket.
         # pytest-xdist runs the tests in two processes (pytest -n 2), one per core.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                 "ruff>=0.4", "websocket-client>=1.6",
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10",
+                 "nbformat>=5.9", "ipykernel>=6.29", "ruff>=0.4", "websocket-client>=1.6",
                  # tests/test_word_vectors.py reads and learns vectors with gensim.
                  "gensim>=4.4,<5",
                  # tests/test_ctranslate2_export.py converts a trained model and runs it.
