@@ -124,8 +124,9 @@ def main(argv=None):
                                  "(or a Transformer as a CTranslate2 model)")
     origin = export.add_mutually_exclusive_group(required=True)
     origin.add_argument("--checkpoint-dir")
-    origin.add_argument("--from-saved-model", help="with --format ctranslate2: convert this "
-                        "exported SavedModel (its variables and assets/), no checkpoint needed")
+    origin.add_argument("--from-saved-model", help="start from this exported SavedModel (its "
+                        "variables and assets/), no checkpoint needed: re-export it with today's "
+                        "graph, or convert it with --format ctranslate2")
     export.add_argument("--format", choices=("savedmodel", "ctranslate2"), default="savedmodel",
                         help="ctranslate2: a CTranslate2 model directory of a Transformer, "
                         "with its vocabularies and SentencePiece models (serving/README.md)")
@@ -300,11 +301,14 @@ def _export(args):
     if args.format == "ctranslate2":
         return _export_ctranslate2(args, output)
     if args.from_saved_model:
-        raise ValueError("--from-saved-model converts with --format ctranslate2 only; got "
-                         f"--format {args.format}.")
-    model = load_trained_model(args.checkpoint_dir)
-    if args.average_last > 1:
-        average_checkpoints(model, args.checkpoint_dir, args.average_last)
+        # An export made by an older version gets the current graph with the same weights.
+        from keras_s2s.restore import load_model_from_saved_model
+
+        model = load_model_from_saved_model(args.from_saved_model)
+    else:
+        model = load_trained_model(args.checkpoint_dir)
+        if args.average_last > 1:
+            average_checkpoints(model, args.checkpoint_dir, args.average_last)
     exported = model.export(output, projection_dtype=args.projection_dtype,
                             jit_compile=args.jit_compile, shards=args.shards)
     print(f"Exported {exported}")

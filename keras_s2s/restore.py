@@ -94,6 +94,9 @@ def load_model_from_saved_model(path):
     """
     from keras_s2s.model import Seq2Seq  # model.py imports TensorFlow's layers; only here
 
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"No SavedModel at saved_model={path!r} (expected "
+                         f"{os.path.join(path, 'saved_model.pb')}).")
     model_config, _ = config_lib.load_json(os.path.join(path, "assets", "config.json"))
     models = sentencepiece_models(path)
     vocabularies = [_vocabulary(os.path.join(path, "assets", f"{side}_vocab.txt"), kind, models)
