@@ -38,7 +38,8 @@ import tensorflow_text  # noqa: E402,F401  registers the text ops
 from ab_decoding import in_turns  # noqa: E402
 from decoding_speed import read_sources  # noqa: E402
 
-from keras_s2s.text import PAD_ID, SPACE_SYMBOL  # noqa: E402
+from keras_s2s import ctranslate2_export  # noqa: E402
+from keras_s2s.text import SPACE_SYMBOL  # noqa: E402
 
 BEAM_SIZES = (1, 4)
 COMPUTE_TYPES = ("float32", "int8")
@@ -90,18 +91,6 @@ def ctranslate2_decode(translator, pieces, beam_size, max_length):
     return [result.hypotheses[0] for result in results]
 
 
-def our_log_probabilities(model, source_pieces, target_pieces):
-    """Teacher-forced log-probability of each target ([END] included) in our model: (batch,)."""
-    ragged = tf.ragged.constant
-    source_ids = model.source_text.ids_from_tokens(ragged(source_pieces, tf.string)).to_tensor()
-    target_ids = model.target_text.ids_from_tokens(ragged(target_pieces, tf.string),
-                                                   add_start=True).to_tensor()
-    logits, _ = model.forward(source_ids, target_ids[:, :-1])  # (batch, t, vocab)
-    labels = target_ids[:, 1:]
-    chosen = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2)  # (batch, t)
-    return tf.reduce_sum(tf.where(labels == PAD_ID, 0.0, chosen), axis=1).numpy().tolist()
-
-
 def agreement(args, directory):
     """Greedy outputs of both engines at float32 on the same pieces, BLEU and differences."""
     from keras_s2s.metrics import corpus_bleu
@@ -133,7 +122,8 @@ def agreement(args, directory):
                    "ctranslate2": [theirs_pieces[index] for index in differing]}
         scores = {(output, engine): values for output, targets in outputs.items()
                   for engine, values in (
-                      ("keras_s2s", our_log_probabilities(model, chosen, targets)),
+                      ("keras_s2s",
+                       ctranslate2_export.log_probabilities(model, chosen, targets).tolist()),
                       ("ctranslate2", [sum(result.log_probs) for result in
                                        translator.score_batch(chosen, targets)]))}
         for row, index in enumerate(differing):
@@ -227,10 +217,9 @@ def main():
     if args.timings_for_threads:  # the child process of one thread count
         print(json.dumps(timings(args, args.ctranslate2_dir, args.timings_for_threads)))
         return
-    from keras_s2s.ctranslate2_export import convert_saved_model
-
     with tempfile.TemporaryDirectory(prefix="ctranslate2_") as scratch:
-        directory = convert_saved_model(args.model, args.ctranslate2_dir or os.path.join(scratch, "model"))
+        directory = ctranslate2_export.convert_saved_model(
+            args.model, args.ctranslate2_dir or os.path.join(scratch, "model"))
         report = {"model": args.model, "tensorflow": tf.__version__,
                   "ctranslate2": ctranslate2.__version__, **agreement(args, directory)}
         all_timings = {}

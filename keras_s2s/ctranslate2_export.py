@@ -38,7 +38,7 @@ import numpy as np
 
 from keras_s2s import config as config_lib
 from keras_s2s.positional_encoding import sinusoidal_table
-from keras_s2s.text import END, START, UNK
+from keras_s2s.text import END, PAD_ID, START, UNK
 
 EXTRA = "ctranslate2"
 MIN_SINUSOIDAL_POSITIONS = 1024  # CTranslate2's default max_input_length
@@ -201,3 +201,25 @@ def convert_saved_model(saved_model, output_dir, quantization=None):
     from keras_s2s.restore import load_model_from_saved_model
 
     return convert_model(load_model_from_saved_model(saved_model), output_dir, quantization)
+
+
+def log_probabilities(model, source_pieces, target_pieces):
+    """Our model's teacher-forced log-probability of each target, [END] included: (batch,).
+
+    What `ctranslate2.Translator.score_batch` gives for the same pieces, so the two engines'
+    scores of one output can be set side by side.
+
+    Args:
+        model: a `Seq2Seq`.
+        source_pieces, target_pieces: one list of tokens per sentence ([END] left out).
+    """
+    import tensorflow as tf  # the converter itself needs only NumPy
+
+    ragged = tf.ragged.constant
+    source_ids = model.source_text.ids_from_tokens(ragged(source_pieces, tf.string)).to_tensor()
+    target_ids = model.target_text.ids_from_tokens(ragged(target_pieces, tf.string),
+                                                   add_start=True).to_tensor()  # (batch, t + 1)
+    logits, _ = model.forward(source_ids, target_ids[:, :-1])  # (batch, t, vocab)
+    labels = target_ids[:, 1:]  # (batch, t)
+    chosen = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2)  # (batch, t)
+    return tf.reduce_sum(tf.where(labels == PAD_ID, 0.0, chosen), axis=1).numpy()

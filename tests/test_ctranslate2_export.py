@@ -11,7 +11,6 @@ from keras_s2s import cli, ctranslate2_export
 from keras_s2s.config import ModelConfig
 from keras_s2s.model import Seq2Seq
 from keras_s2s.restore import load_model_from_saved_model
-from keras_s2s.text import PAD_ID
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
@@ -20,18 +19,6 @@ def pieces(text_processor, texts):
     """Raw strings -> each one's tokens, clipped as the model clips them ([END] left out)."""
     rows = text_processor.tokenize(tf.constant(texts)).to_list()
     return [[token.decode("utf-8") for token in row] for row in rows]
-
-
-def log_probabilities(model, source_pieces, target_pieces):
-    """Our teacher-forced log-probability of each target, [END] included: (batch,)."""
-    ragged = tf.ragged.constant
-    source_ids = model.source_text.ids_from_tokens(ragged(source_pieces, tf.string)).to_tensor()
-    target_ids = model.target_text.ids_from_tokens(ragged(target_pieces, tf.string),
-                                                   add_start=True).to_tensor()
-    logits, _ = model.forward(source_ids, target_ids[:, :-1])  # (batch, t, vocab)
-    labels = target_ids[:, 1:]  # (batch, t)
-    chosen = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2)  # (batch, t)
-    return tf.reduce_sum(tf.where(labels == PAD_ID, 0.0, chosen), axis=1).numpy()
 
 
 def ctranslate2_greedy(directory, model, source_pieces):
@@ -86,7 +73,7 @@ def test_every_weight_lands_in_its_place(changes, tmp_path):
     target_pieces = pieces(model.target_text, [target for _, target in pairs])
     scored = ctranslate2.Translator(directory).score_batch(source_pieces, target_pieces)
     np.testing.assert_allclose([sum(result.log_probs) for result in scored],
-                               log_probabilities(model, source_pieces, target_pieces),
+                               ctranslate2_export.log_probabilities(model, source_pieces, target_pieces),
                                atol=1e-3, rtol=1e-4)
 
 
