@@ -115,9 +115,10 @@ class Decoder(keras.layers.Layer):
         # The RNN states' dtype, so that a mixed-precision model keeps one dtype in its loops.
         return rnn_states, tf.zeros([batch, self.units], rnn_states[0][0].dtype)
 
-    def search_state(self, encoder_states, encoder_outputs, max_length):
+    def search_state(self, encoder_states, encoder_outputs, max_length, growing=False):
         """The state before [START] in a search: `initial_state(encoder_states)`; the
-        encoder outputs and the search's length are what a Transformer decoder needs."""
+        encoder outputs, the search's length and `growing` are what a Transformer decoder
+        needs (an RNN's state keeps its shape)."""
         return self.initial_state(encoder_states)
 
     def compute_keys(self, encoder_outputs):

@@ -159,7 +159,7 @@ class MultiHeadAttention(keras.layers.Layer):
         output = self.output_projection(tf.reshape(context, [rows, self.units]))  # (rows, units)
         return output, weights[:, :, 0, :]
 
-    def cached_self_attention_step(self, query, cache, positions):
+    def cached_self_attention_step(self, query, cache, positions, growing=False):
         """Self-attention of the token at `positions` over itself and the tokens before it.
 
         The keys and values of earlier tokens come from `cache` instead of being recomputed:
@@ -170,14 +170,25 @@ class MultiHeadAttention(keras.layers.Layer):
             cache: (keys, values), each (rows, heads, max_length, head_units), holding the
                 earlier tokens' keys and values at positions < `positions` (anything after).
             positions: (rows,) int32, the new token's position.
+            growing: the fast path (`GrowingCacheState` in `transformer.py`): `cache` holds
+                exactly the positions before `positions`, the same for every row, each
+                (rows, heads, positions, head_units), and the new token is appended.
 
         Returns:
-            output (rows, units), the updated cache, weights (rows, heads, max_length).
+            output (rows, units), the updated cache, weights (rows, heads, max_length), or
+            (rows, heads, positions + 1) with `growing`.
         """
         rows = tf.shape(query)[0]
         cache_keys, cache_values = cache
         new_keys = tf.reshape(self.key_projection(query), [rows, self.num_heads, self.head_units])
         new_values = tf.reshape(self.value_projection(query), [rows, self.num_heads, self.head_units])
+        if growing:
+            # (rows, heads, n, head_units) -> (rows, heads, n + 1, head_units); every
+            # position is one written so far, so none is masked.
+            cache_keys = tf.concat([cache_keys, new_keys[:, :, tf.newaxis]], axis=2)
+            cache_values = tf.concat([cache_values, new_values[:, :, tf.newaxis]], axis=2)
+            output, weights = self.step(query, (cache_keys, cache_values))
+            return output, (cache_keys, cache_values), weights
         # (row, head, position) for every row and head: one scatter writes the new token.
         places = tf.stack(tf.meshgrid(tf.range(rows), tf.range(self.num_heads), indexing="ij")
                           + [tf.tile(positions[:, tf.newaxis], [1, self.num_heads])],

@@ -169,10 +169,13 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
 
     loop_vars = (tf.constant(0), tf.range(batch), tf.cast(start_tokens, tf.int32), initial_state,
                  row_inputs, tf.zeros([batch], tf.bool), records)
-    # Rows leave the batch, so every per-row tensor has an open first dimension.
+    # Rows leave the batch, so every per-row tensor has an open first dimension; the
+    # decoder's state may also grow along any other axis but its last.
     open_rows = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
     invariants = (tf.TensorShape([]), *[tf.nest.map_structure(open_rows, value)
-                                        for value in loop_vars[1:6]],
+                                        for value in loop_vars[1:3]],
+                  tf.nest.map_structure(open_state, loop_vars[3]),
+                  *[tf.nest.map_structure(open_rows, value) for value in loop_vars[4:6]],
                   (tf.TensorShape(None),) * len(records))
     steps, _, _, _, _, _, records = tf.while_loop(keep_going, body, loop_vars,
                                                   shape_invariants=invariants)
@@ -196,6 +199,16 @@ def step_with_row_inputs(next_step, row_inputs):
     if row_inputs is not None:
         return next_step, row_inputs, True
     return (lambda tokens, state, row_inputs: next_step(tokens, state)), (), False
+
+
+def open_state(tensor):
+    """A search loop's shape invariant for a decoder state tensor: every axis open but the
+    last, since rows leave the batch and a Transformer's key/value cache grows a position
+    per step; the feature axis keeps its size."""
+    rank = tensor.shape.rank
+    if rank is None or rank < 2:  # unknown, a scalar, or (rows,)
+        return tf.TensorShape(None if rank is None else [None] * rank)
+    return tf.TensorShape([None] * (rank - 1)).concatenate(tensor.shape[-1:])
 
 
 def zero_rows(condition, values):

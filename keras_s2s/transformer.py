@@ -13,13 +13,23 @@ Decoding with a key/value cache. Position i's self-attention needs the keys and 
 positions 0..i of every decoder layer. Recomputing them for the whole prefix at every step
 costs O(t) per layer and step (O(t²) a sentence); the decoder's search state instead carries,
 per layer, buffers of `max_length` positions allocated once per search, and each step writes
-its own token's keys and values at its position. The buffers keep one shape for the whole
-loop. The cross-attention keys and values depend on the source alone: `compute_keys` makes
-them once per sentence, and beam search tiles them per hypothesis without reordering them.
+its own token's keys and values at its position (`CacheState`). The buffers keep one shape
+for the whole loop, as an XLA program needs. The cross-attention keys and values depend on
+the source alone: `compute_keys` makes them once per sentence, and beam search tiles them
+per hypothesis without reordering them.
+
+The fast path, for the graph loops of the package's searches: a cache that grows by one
+position a step (`GrowingCacheState`, `search_state(..., growing=True)`). Step t then reads,
+copies and gathers t positions instead of `max_length` (finished rows leaving the batch
+gather every cache), and attends without a mask: every position written is visible. Its
+length changes from step to step, so a `tf.while_loop` over it needs shape invariants with
+that axis open, which the searches give.
 
 Reference:
     Vaswani et al. Attention Is All You Need. NeurIPS 2017. https://arxiv.org/abs/1706.03762
 """
+
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -27,6 +37,20 @@ import tensorflow as tf
 from keras_s2s.positional_encoding import PositionalEmbedding
 from keras_s2s.text import PAD_ID
 from keras_s2s.transformer_layers import TransformerDecoderLayer, TransformerEncoderLayer
+
+
+class CacheState(NamedTuple):
+    """A search's decoder state with buffers of fixed length, written in place."""
+
+    positions: tf.Tensor  # (rows,) int32: the position the next token takes
+    caches: tuple  # per layer (keys, values), each (rows, heads, max_length, head_units)
+
+
+class GrowingCacheState(NamedTuple):
+    """A search's decoder state whose caches hold exactly the positions written so far."""
+
+    positions: tf.Tensor  # (rows,) int32, equal for every row: the searches step rows together
+    caches: tuple  # per layer (keys, values), each (rows, heads, positions, head_units)
 
 
 def _stack_config(layer):
@@ -182,19 +206,21 @@ class TransformerDecoder(_TransformerStack):
         """Teacher forcing starts from nothing but the encoder outputs: an empty state."""
         return ()
 
-    def search_state(self, encoder_states, encoder_outputs, max_length):
+    def search_state(self, encoder_states, encoder_outputs, max_length, growing=False):
         """The state before [START] in a search of at most `max_length` steps.
 
-        (positions (batch,) int32, per layer (keys, values) buffers (batch, heads,
-        max_length, head_units)), all zeros: the buffers are filled as the search writes
-        them, and a step only reads positions already written.
+        A `CacheState`: positions (batch,) int32 and per layer (keys, values) buffers
+        (batch, heads, max_length, head_units), all zeros; the buffers are filled as the
+        search writes them, and a step only reads positions already written. With
+        `growing`, a `GrowingCacheState` whose caches start with no position at all.
         """
         batch = tf.shape(encoder_outputs)[0]
         first = self.layers_in_order[0].self_attention
-        buffer = tf.zeros([batch, self.num_heads, max_length, first.head_units],
-                          encoder_outputs.dtype)
+        buffer = tf.zeros([batch, self.num_heads, 0 if growing else max_length,
+                           first.head_units], encoder_outputs.dtype)
         caches = tuple((buffer, buffer) for _ in range(self.num_layers))
-        return tf.zeros([batch], tf.int32), caches
+        state_type = GrowingCacheState if growing else CacheState
+        return state_type(tf.zeros([batch], tf.int32), caches)
 
     def compute_keys(self, encoder_outputs):
         """Every layer's cross-attention (keys, values), each (batch, heads, s, head_units)."""
@@ -256,14 +282,15 @@ class TransformerDecoder(_TransformerStack):
         """`step` without the output projection, as the RNN decoder's: the outputs
         (rows, units) that `project` turns into logits, the new state, the weights (rows, s)."""
         positions, caches = state
+        growing = isinstance(state, GrowingCacheState)
         outputs = self.embedding.step(token_ids, positions)  # (rows,) -> (rows, units)
         new_caches = []
         for layer, cache, cross_keys_values in zip(self.layers_in_order, caches, keys):
             outputs, cache, weights = layer.step(outputs, cache, positions, cross_keys_values,
-                                                 source_mask)
+                                                 source_mask, growing=growing)
             new_caches.append(cache)
         weights = tf.reduce_mean(weights, axis=1)  # (rows, heads, s) -> (rows, s)
-        return self._finish(outputs), (positions + 1, tuple(new_caches)), weights
+        return self._finish(outputs), type(state)(positions + 1, tuple(new_caches)), weights
 
     def get_config(self):
         return {**super().get_config(), "tie_embeddings": self.tie_embeddings}

@@ -177,7 +177,7 @@ class TransformerDecoderLayer(_TransformerLayer):
             inputs, lambda y: (self.feed_forward(y, training=training), None), training)
         return inputs, weights  # (batch, t, units), (batch, heads, t, s)
 
-    def step(self, inputs, cache, positions, cross_keys_values, source_mask):
+    def step(self, inputs, cache, positions, cross_keys_values, source_mask, growing=False):
         """One target position per row, reading the cache of the earlier ones.
 
         Args:
@@ -187,12 +187,15 @@ class TransformerDecoderLayer(_TransformerLayer):
             positions: (rows,) int32, the new token's position.
             cross_keys_values: `cross_attention.project_keys_values(encoder_outputs)`.
             source_mask: (rows, s) bool.
+            growing: the cache holds only the positions before `positions` and grows by
+                this one (`cached_self_attention_step`).
 
         Returns:
             outputs (rows, units), the updated cache, cross-attention weights (rows, heads, s).
         """
         def self_attend(y):
-            output, new_cache, _ = self.self_attention.cached_self_attention_step(y, cache, positions)
+            output, new_cache, _ = self.self_attention.cached_self_attention_step(
+                y, cache, positions, growing=growing)
             return output, new_cache
 
         inputs, cache = self._residual(self.self_attention_norm)(inputs, self_attend, False)

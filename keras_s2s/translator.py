@@ -276,7 +276,10 @@ class Translator(tf.Module):
         in the SavedModel, for every signature and shard."""
         encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
         keys = self.decoder.compute_keys(encoder_outputs)
-        return (self.decoder.search_state(encoder_states, encoder_outputs, self.max_length),
+        # The searches' graph loops take a decoder state that changes length (their shape
+        # invariants leave it open); the XLA path (`_fused_decode`) keeps fixed shapes.
+        return (self.decoder.search_state(encoder_states, encoder_outputs, self.max_length,
+                                          growing=True),
                 encoder_outputs, keys,
                 tf.not_equal(source_ids, PAD_ID))
 

@@ -69,11 +69,11 @@ def test_the_sinusoidal_table_follows_the_paper():
                                atol=1e-5)
 
 
-def decoder_steps(decoder, inputs):
+def decoder_steps(decoder, inputs, growing=False):
     """The decoder's logits and attention, one cached `step` at a time, stacked like `call`'s."""
     encoder_outputs, mask = inputs["encoder_outputs"], inputs["source_mask"]
     length = inputs["target_ids"].shape[1]
-    state = decoder.search_state([], encoder_outputs, length)
+    state = decoder.search_state([], encoder_outputs, length, growing=growing)
     keys = decoder.compute_keys(encoder_outputs)
     step_logits, step_weights = [], []
     for position in range(length):
@@ -99,6 +99,27 @@ def test_decoder_steps_with_the_cache_equal_teacher_forcing(norm_first, position
                  "encoder_outputs": random(2, 5, 16), "initial_state": (),
                  "source_mask": source_mask},
                 step=decoder_steps)
+
+
+def test_the_growing_cache_steps_as_the_fixed_buffer_does():
+    decoder = TransformerDecoder(vocab_size=30, **STACK)
+    inputs = {"target_ids": tf.constant([[2, 5, 6, 7, 8, 9], [2, 7, 8, 1, 0, 0]]),
+              "encoder_outputs": random(2, 5, 16),
+              "source_mask": tf.constant([[True] * 5, [True, True, False, False, False]])}
+    decoder(inputs["target_ids"], inputs["encoder_outputs"], (), inputs["source_mask"])
+    fixed_logits, fixed_weights = decoder_steps(decoder, inputs)
+    growing_logits, growing_weights = decoder_steps(decoder, inputs, growing=True)
+    np.testing.assert_allclose(growing_logits, fixed_logits, atol=1e-5)
+    np.testing.assert_allclose(growing_weights, fixed_weights, atol=1e-6)
+    # After t steps the growing cache holds t positions; the fixed one all max_length.
+    state = decoder.search_state([], inputs["encoder_outputs"], 6, growing=True)
+    for token in (2, 5, 6):
+        _, state, _ = decoder.step(tf.fill([2], token), state, inputs["encoder_outputs"],
+                                   decoder.compute_keys(inputs["encoder_outputs"]),
+                                   inputs["source_mask"])
+    assert type(state).__name__ == "GrowingCacheState"
+    assert [tuple(keys.shape) for keys, _ in state.caches] == [(2, 4, 3, 4)] * 2
+    np.testing.assert_array_equal(state.positions, [3, 3])
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
