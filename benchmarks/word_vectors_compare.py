@@ -1,10 +1,9 @@
 """Pretrained word vectors against random embeddings on the Anki Korean<->English sets.
 
-1. Gathers the monolingual text beside the project: Multi30k English (every split), the
-   English side of Anki spa-eng, both sides of the Anki kor-eng training split, the Korean
-   chatbot's questions and answers. Every sentence of the kor-eng validation and test
-   splits (either side) is left out, wherever it appears (Tatoeba repeats English
-   sentences across its language pairs).
+1. Gathers the monolingual text beside the project (`keras_s2s.corpora.monolingual_text`):
+   Multi30k English, the English side of Anki spa-eng, both sides of the Anki kor-eng
+   training split, the Korean chatbot's questions and answers, without any sentence of the
+   kor-eng validation and test splits.
 2. Learns skip-gram word2vec on it, tokenised as the presets tokenise (`keras-s2s
    embeddings` does the same): word vectors, which meet the models' SentencePiece
    vocabularies through the piece marker and case rules of `keras_s2s.word_vectors`.
@@ -27,41 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from keras_s2s.config import preset  # noqa: E402
-from keras_s2s.corpora import load_corpus  # noqa: E402
-from keras_s2s.data import read_csv_pairs, read_lines, read_tsv_pairs  # noqa: E402
+from keras_s2s.corpora import monolingual_text  # noqa: E402
 from keras_s2s.runs import train_run  # noqa: E402
 from keras_s2s.text import Tokenizer  # noqa: E402
 from keras_s2s.word2vec import learn_word_vectors  # noqa: E402
 
 DIRECTIONS = ("anki-kor-eng", "anki-eng-kor")
-
-
-def monolingual_text(data_dir, seed=0):
-    """Every sentence of every corpus side named above, minus the scored held-out sentences."""
-    held_out = set()
-    for corpus in DIRECTIONS:
-        splits = load_corpus(corpus, data_dir, seed=seed)
-        held_out |= {text.strip() for pairs in (splits.validation, splits.test)
-                     for pair in pairs for text in pair}
-    train_pairs = load_corpus("anki-kor-eng", data_dir, seed=seed).train
-    sources = {
-        "multi30k English": [line for split in ("train", "val", "test_2016_flickr")
-                             for line in read_lines(os.path.join(data_dir, "multi30k",
-                                                                 f"{split}.en.gz"))],
-        "Anki spa-eng English": [english for english, _ in read_tsv_pairs(
-            os.path.join(data_dir, "anki", "spa-eng.txt.gz"), 0, 1).pairs],
-        "Anki kor-eng training Korean": [korean for korean, _ in train_pairs],
-        "Anki kor-eng training English": [english for _, english in train_pairs],
-        "chatbot questions and answers": [text for pair in read_csv_pairs(
-            os.path.join(data_dir, "ko-chatbot", "ChatbotData.csv"), "Q", "A").pairs
-            for text in pair],
-    }
-    texts, counts = [], {}
-    for name, lines in sources.items():
-        kept = [line for line in lines if line.strip() and line.strip() not in held_out]
-        counts[name] = {"sentences": len(kept), "held_out_left_out": len(lines) - len(kept)}
-        texts += kept
-    return texts, counts
 
 
 def run(corpus, arm, vectors, args, work_dir):
@@ -92,7 +62,7 @@ def main():
     args = parser.parse_args()
     model_config, _ = preset(DIRECTIONS[0])
     with tempfile.TemporaryDirectory() as work_dir:
-        texts, sources = monolingual_text(args.data_dir, args.seed)
+        texts, sources = monolingual_text(args.data_dir, DIRECTIONS, args.seed)
         vectors = os.path.join(work_dir, "monolingual.vec")
         start = time.perf_counter()
         keyed = learn_word_vectors(texts, Tokenizer("word", model_config.lowercase,

@@ -14,7 +14,8 @@ comparable between runs.
 import collections
 import os
 
-from keras_s2s.data import read_csv_pairs, read_parallel_files, read_tsv_pairs, split_pairs
+from keras_s2s.data import (read_csv_pairs, read_lines, read_parallel_files, read_tsv_pairs,
+                            split_pairs)
 
 Splits = collections.namedtuple("Splits", ["train", "validation", "test"])
 
@@ -72,3 +73,38 @@ def load_corpus(name, data_dir, seed=0):
         raise ValueError(f"data_dir={data_dir!r} is not a folder; it should hold the corpora "
                          "(multi30k/, anki/, ko-chatbot/).")
     return CORPORA[name](data_dir, seed)
+
+
+def monolingual_text(data_dir, held_out_corpora=("anki-kor-eng", "anki-eng-kor"), seed=0):
+    """(sentences, {source name: counts}): every English and Korean sentence beside the
+    project, for learning word vectors, minus the validation and test sentences of
+    `held_out_corpora` wherever they appear (Tatoeba repeats English sentences across its
+    language pairs), so that vectors never saw what a model is scored on.
+
+    The sources: Multi30k English (every split), the English side of Anki spa-eng, both
+    sides of the Anki kor-eng training split, the Korean chatbot's questions and answers.
+    """
+    held_out = set()
+    for corpus in held_out_corpora:
+        splits = load_corpus(corpus, data_dir, seed=seed)
+        held_out |= {text.strip() for pairs in (splits.validation, splits.test)
+                     for pair in pairs for text in pair}
+    korean_english = load_corpus("anki-kor-eng", data_dir, seed=seed).train
+    multi30k = os.path.join(data_dir, "multi30k")
+    sources = {
+        "multi30k English": [line for split in ("train", "val", "test_2016_flickr")
+                             for line in read_lines(os.path.join(multi30k, f"{split}.en.gz"))],
+        "Anki spa-eng English": [english for english, _ in read_tsv_pairs(
+            os.path.join(data_dir, "anki", "spa-eng.txt.gz"), 0, 1).pairs],
+        "Anki kor-eng training Korean": [korean for korean, _ in korean_english],
+        "Anki kor-eng training English": [english for _, english in korean_english],
+        "chatbot questions and answers": [text for pair in read_csv_pairs(
+            os.path.join(data_dir, "ko-chatbot", "ChatbotData.csv"), "Q", "A").pairs
+            for text in pair],
+    }
+    texts, counts = [], {}
+    for name, lines in sources.items():
+        kept = [line for line in lines if line.strip() and line.strip() not in held_out]
+        counts[name] = {"sentences": len(kept), "held_out_left_out": len(lines) - len(kept)}
+        texts += kept
+    return texts, counts

@@ -110,3 +110,17 @@ def test_korean_sentencepiece_round_trips_to_composed_hangul(name, side):
 def test_every_named_corpus_has_a_loader():
     assert sorted(CORPORA) == ["anki-eng-kor", "anki-eng-spa", "anki-kor-eng", "anki-spa-eng",
                                "ko-chatbot", "multi30k-de-en", "multi30k-en-de"]
+
+
+@needs_shared_data
+def test_monolingual_text_never_holds_a_scored_sentence():
+    from keras_s2s.corpora import monolingual_text
+
+    texts, counts = monolingual_text(SHARED_DATA)
+    scored = {text.strip() for corpus in ("anki-kor-eng", "anki-eng-kor")
+              for split in load_corpus(corpus, SHARED_DATA)[1:] for pair in split for text in pair}
+    assert scored and not scored & {text.strip() for text in texts}
+    assert sum(count["sentences"] for count in counts.values()) == len(texts)
+    # English sentences repeat across Tatoeba's pairs, so some leave the Spanish side too.
+    assert counts["Anki spa-eng English"]["held_out_left_out"] > 0
+    assert any(unicodedata.name(character, "").startswith("HANGUL") for character in texts[-1])
