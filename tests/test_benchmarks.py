@@ -77,3 +77,23 @@ def test_op_choices_times_both_forms_of_every_pair(tmp_path):
     assert len(results) == 8  # four pairs, two forms each
     for figures in results.values():
         assert 0 < figures["min_us"] <= figures["median_us"] <= figures["max_us"]
+
+
+@pytest.mark.slow
+def test_soak_serves_every_signature_from_8_threads_for_2_minutes(dates_model, dates_export,
+                                                                 tmp_path):
+    report_path = tmp_path / "soak.json"
+    run_benchmark("soak.py", "--model", dates_export, "--source",
+                  write_sources(dates_model, tmp_path), "--minutes", 2,
+                  "--interval-seconds", 20, "--output", report_path)
+    report = json.loads(report_path.read_text())
+    assert report["threads"] == 8 and len(report["intervals"]) == 6
+    # Hostile inputs included, every request got an answer, and the answer it got alone.
+    assert report["errors"] == 0 and report["wrong_answers"] == 0
+    for row in report["intervals"]:
+        assert row["requests"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["resident_mb"] > 0
+    assert report["requests"] == sum(row["requests"] for row in report["intervals"])
+    # Two minutes cannot show a slow leak (the 30-minute runs in benchmarks/README.md do),
+    # but they catch one that grows with every request.
+    assert abs(report["resident_growth_percent"]) < 20
