@@ -157,6 +157,13 @@ class Decoder(keras.layers.Layer):
             attentional, weights = self._attend(rnn_outputs, encoder_outputs, keys, source_mask)
         return attentional, weights
 
+    def cross_attention_weights(self, target_ids, encoder_outputs, encoder_states, source_mask):
+        """Teacher forcing's attention in the Transformer decoder's layout, one layer and
+        one head: (batch, 1, 1, t, s), so that a caller reads either architecture alike."""
+        _, weights = self.attentional_states(target_ids, encoder_outputs,
+                                             self.initial_state(encoder_states), source_mask)
+        return weights[:, tf.newaxis, tf.newaxis]  # (batch, t, s) -> (batch, 1, 1, t, s)
+
     def step(self, token_ids, state, encoder_outputs, keys, source_mask):
         """One decoding step for search.
 

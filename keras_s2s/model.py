@@ -257,7 +257,8 @@ class Seq2Seq(keras.Model):
         return cache[max_length]
 
     def translate(self, texts, max_length=None):
-        """Greedy translations of a list of strings, as a list of strings."""
+        """Translations of a list of strings, as a list of strings, with the configured
+        decoding: beam search when `model_config.beam_size` > 1, else greedy."""
         if isinstance(texts, str):
             raise ValueError("translate expects a list of strings; got a single str. "
                              "Wrap it: translate([text]).")
@@ -282,9 +283,9 @@ class Seq2Seq(keras.Model):
         # Teacher forcing on the model's own output reproduces the search's attention.
         decoder_inputs = tf.concat([tf.fill([tf.shape(texts)[0], 1], START_ID), target_ids[:, :-1]], 1)
         source_ids = self.source_text.encode(texts).to_tensor()  # (batch, s)
-        encoder_outputs, _ = self.encoder(source_ids)
+        encoder_outputs, encoder_states = self.encoder(source_ids)
         return self.decoder.cross_attention_weights(decoder_inputs, encoder_outputs,
-                                                    tf.not_equal(source_ids, PAD_ID))
+                                                    encoder_states, tf.not_equal(source_ids, PAD_ID))
 
     def export(self, filepath, max_length=None, projection_dtype="float32", jit_compile=False,
                shards=1):

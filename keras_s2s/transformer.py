@@ -11,9 +11,10 @@ one token per row for search.
 
 Decoding with a key/value cache. Position i's self-attention needs the keys and values of
 positions 0..i of every decoder layer. Recomputing them for the whole prefix at every step
-costs O(t) per layer and step (O(t²) a sentence); the decoder's search state instead carries,
-per layer, buffers of `max_length` positions allocated once per search, and each step writes
-its own token's keys and values at its position (`CacheState`). The buffers keep one shape
+costs O(t) per layer and step (O(t²) a sentence); the decoder's search state instead carries
+them. In its plain form (`CacheState`, what `search_state` gives by default and the XLA path
+uses), that is, per layer, buffers of `max_length` positions allocated once per search, and
+each step writes its own token's keys and values at its position. The buffers keep one shape
 for the whole loop, as an XLA program needs. The cross-attention keys and values depend on
 the source alone: `compute_keys` makes them once per sentence, and beam search tiles them
 per hypothesis without reordering them.
@@ -247,8 +248,9 @@ class TransformerDecoder(_TransformerStack):
         outputs, all_weights = self._layer_outputs(target_ids, encoder_outputs, source_mask, training)
         return outputs, tf.reduce_mean(all_weights[-1], axis=1)  # (batch, heads, t, s) -> (batch, t, s)
 
-    def cross_attention_weights(self, target_ids, encoder_outputs, source_mask):
-        """Every layer's and head's cross-attention: (batch, layers, heads, t, s)."""
+    def cross_attention_weights(self, target_ids, encoder_outputs, encoder_states, source_mask):
+        """Every layer's and head's cross-attention: (batch, layers, heads, t, s). The
+        encoder states are unused; the RNN decoder's method of the same name needs them."""
         _, all_weights = self._layer_outputs(target_ids, encoder_outputs, source_mask, False)
         return tf.stack(all_weights, axis=1)
 
@@ -283,6 +285,7 @@ class TransformerDecoder(_TransformerStack):
         (rows, units) that `project` turns into logits, the new state, the weights (rows, s)."""
         positions, caches = state
         growing = isinstance(state, GrowingCacheState)
+        state_type = GrowingCacheState if growing else CacheState
         outputs = self.embedding.step(token_ids, positions)  # (rows,) -> (rows, units)
         new_caches = []
         for layer, cache, cross_keys_values in zip(self.layers_in_order, caches, keys):
@@ -290,7 +293,7 @@ class TransformerDecoder(_TransformerStack):
                                                  source_mask, growing=growing)
             new_caches.append(cache)
         weights = tf.reduce_mean(weights, axis=1)  # (rows, heads, s) -> (rows, s)
-        return self._finish(outputs), type(state)(positions + 1, tuple(new_caches)), weights
+        return self._finish(outputs), state_type(positions + 1, tuple(new_caches)), weights
 
     def get_config(self):
         return {**super().get_config(), "tie_embeddings": self.tie_embeddings}

@@ -109,7 +109,6 @@ class Translator(tf.Module):
             raise ValueError(f"shards must be a positive integer; got {shards!r}.")
         self.shards = int(shards)
         self.default_beam_size = model.model_config.beam_size
-        self.architecture = model.model_config.architecture
         self.length_penalty = model.model_config.length_penalty
         # The layers are held without tracking: the export tracks the tf.Variables the
         # graph captures (see `save`); tracking the Keras layers too would store every
@@ -180,13 +179,8 @@ class Translator(tf.Module):
         decoder_inputs = tf.concat([tf.fill([batch, 1], START_ID), target_ids[:, :-1]], axis=1)
         encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # as the searches do
         source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
-        if self.architecture == "transformer":
-            heads = self.decoder.cross_attention_weights(decoder_inputs, encoder_outputs, source_mask)
-        else:
-            _, weights = self.decoder.attentional_states(
-                decoder_inputs, encoder_outputs, self.decoder.initial_state(encoder_states),
-                source_mask)
-            heads = weights[:, tf.newaxis, tf.newaxis]  # (batch, t, s) -> (batch, 1, 1, t, s)
+        heads = self.decoder.cross_attention_weights(decoder_inputs, encoder_outputs,
+                                                     encoder_states, source_mask)
         # Rows after a target's [END] read padding: they are zeros, as the searches leave them.
         is_real = tf.not_equal(target_ids, PAD_ID)[:, tf.newaxis, tf.newaxis, :, tf.newaxis]
         heads = tf.where(is_real, tf.cast(heads, tf.float32), 0.0)  # (batch, layers, heads, t, s)
