@@ -105,6 +105,7 @@ def monolingual_text(data_dir, held_out_corpora=("anki-kor-eng", "anki-eng-kor")
     texts, counts = [], {}
     for name, lines in sources.items():
         kept = [line for line in lines if line.strip() and line.strip() not in held_out]
-        counts[name] = {"sentences": len(kept), "held_out_left_out": len(lines) - len(kept)}
+        counts[name] = {"sentences": len(kept),
+                        "held_out_left_out": sum(line.strip() in held_out for line in lines)}
         texts += kept
     return texts, counts

@@ -163,12 +163,14 @@ class MultiHeadAttention(keras.layers.Layer):
         """Self-attention of the token at `positions` over itself and the tokens before it.
 
         The keys and values of earlier tokens come from `cache` instead of being recomputed:
-        each step projects only its own token and writes it into the cache at its position.
+        each step projects only its own token and writes it into the cache at its position
+        (or, with `growing`, appends it).
 
         Args:
             query: (rows, units), the new token's input.
             cache: (keys, values), each (rows, heads, max_length, head_units), holding the
-                earlier tokens' keys and values at positions < `positions` (anything after).
+                earlier tokens' keys and values at positions < `positions` (anything after);
+                with `growing`, see below.
             positions: (rows,) int32, the new token's position.
             growing: the fast path (`GrowingCacheState` in `transformer.py`): `cache` holds
                 exactly the positions before `positions`, the same for every row, each

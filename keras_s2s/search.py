@@ -4,7 +4,9 @@ A search drives a `next_step` function:
 
     next_step(tokens (batch,), state) -> (logits (batch, vocab), new_state, step_output (batch, ...))
 
-`state` is any nest of tensors with batch first; `step_output` is recorded at every step and
+`state` is any nest of tensors with batch first, each of which may change size from step to
+step along every axis but its last (a Transformer's key/value cache grows by a position);
+`step_output` is recorded at every step and
 returned stacked (batch, t, ...): the decoder uses it for attention weights. All loops are
 `tf.while_loop`s, so a search runs inside one graph call for a whole batch and exports with
 the model.

@@ -183,7 +183,8 @@ class TransformerDecoderLayer(_TransformerLayer):
         Args:
             inputs: (rows, units), the new token's embedding (or the layer below's output).
             cache: this layer's self-attention (keys, values), each
-                (rows, heads, max_length, head_units).
+                (rows, heads, max_length, head_units), or with `growing` (rows, heads,
+                positions written so far, head_units).
             positions: (rows,) int32, the new token's position.
             cross_keys_values: `cross_attention.project_keys_values(encoder_outputs)`.
             source_mask: (rows, s) bool.
