@@ -38,7 +38,9 @@ setup(
                  "gensim>=4.4,<5",
                  # tests/test_ctranslate2_export.py converts a trained model and runs it.
                  "ctranslate2>=4.8,<5"],
-        "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+        # Notebook 09 learns word vectors with gensim.
+        "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
+                      "gensim>=4.4,<5"],
         # Pretrained word vectors (keras_s2s/word_vectors.py reads them, word2vec.py learns
         # them); 4.4 is the first gensim built for NumPy 2, which TensorFlow 2.21 needs.
         "embeddings": ["gensim>=4.4,<5"],

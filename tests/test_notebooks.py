@@ -23,8 +23,9 @@ NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT_SECONDS = 240
 
 
-def test_the_eight_tutorials_are_there():
-    assert [path.name[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+def test_the_nine_tutorials_are_there():
+    assert [path.name[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08",
+                                                     "09"]
 
 
 def _outputs(notebook, output_type):
