@@ -9,11 +9,13 @@ and decoding runs it backwards: ids -> tokens -> join -> NFC text.
 """
 
 import collections
+import hashlib
 import io
 import os
 
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
 
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 SPECIAL_TOKENS = (PAD, UNK, START, END)
@@ -52,6 +54,27 @@ def learn_sentencepiece(normalized_texts, vocab_size):
     return model.getvalue()
 
 
+class _NamedSentencepieceModel(tf.saved_model.experimental.TrackableResource):
+    """A SentencePiece model's resource, under a name made from the model's bytes.
+
+    tensorflow-text's own resource is private to the kernel that creates it, and
+    `tf.random.set_seed` (so `keras.utils.set_random_seed`) drops every cached kernel, which
+    deletes it: a tokenizer built before the call could no longer tokenise
+    ("SentencepieceResource does not exist"). A named resource outlives its kernel. Equal
+    bytes get the same name and share one resource, which nothing changes after it is made.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self._model = model
+        self._shared_name = "keras_s2s_sentencepiece_" + hashlib.sha256(model).hexdigest()[:24]
+        _ = self.resource_handle  # made now, in the context (eager or graph) of the tokenizer
+
+    def _create_resource(self):
+        return gen_sentencepiece_tokenizer.sentencepiece_op(model=self._model,
+                                                            shared_name=self._shared_name)
+
+
 class Tokenizer(tf.Module):
     """Normalises and splits text in graph; `join` is the inverse of `split`.
 
@@ -84,6 +107,7 @@ class Tokenizer(tf.Module):
         if kind == "sentencepiece":
             # Pieces come out as strings, so the same vocabulary tables as for words map them.
             self.sentencepiece = tf_text.SentencepieceTokenizer(sentencepiece_model, out_type=tf.string)
+            self.sentencepiece._model_resource = _NamedSentencepieceModel(sentencepiece_model)
 
     def normalize(self, texts):
         """(batch,) string -> (batch,) string: valid, normalised, single-spaced UTF-8."""

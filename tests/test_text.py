@@ -112,3 +112,32 @@ def test_vocab_file_that_disagrees_is_refused(processor, tmp_path):
     Vocabulary(list(SPECIAL_TOKENS) + ["other"]).save(tmp_path / "vocab.txt")
     with pytest.raises(ValueError, match="vocab_file"):
         TextProcessor(processor.tokenizer, processor.vocabulary, 4, vocab_file=str(tmp_path / "vocab.txt"))
+
+
+def test_sentencepiece_tokenizers_survive_the_seed_call_that_drops_cached_kernels(tmp_path):
+    """`keras.utils.set_random_seed` clears TensorFlow's kernel cache; a tokenizer built before
+    it, a function traced before it and a SavedModel loaded before it all still tokenise."""
+    import keras
+
+    from keras_s2s import tasks
+    from keras_s2s.text import learn_sentencepiece
+
+    pairs, _ = tasks.load_task("toy-ko", 200, 10)
+    normalizer = Tokenizer("word")
+    model = learn_sentencepiece(strings(normalizer.normalize(tf.constant([s for s, _ in pairs]))), 80)
+    tokenizer = Tokenizer("sentencepiece", sentencepiece_model=model)
+    tokenizer.split_text = tf.function(tokenizer.split, input_signature=[tf.TensorSpec([None], tf.string)])
+    texts = tf.constant([pairs[0][0], "an unseen zebra", ""])
+    expected = token_lists(tokenizer.split(texts))
+    assert expected[0] and expected[2] == []
+    tf.saved_model.save(tokenizer, str(tmp_path / "tokenizer"))
+    loaded = tf.saved_model.load(str(tmp_path / "tokenizer"))
+    traced = token_lists(tokenizer.split_text(texts))
+
+    keras.utils.set_random_seed(0)
+
+    assert token_lists(tokenizer.split(texts)) == expected
+    assert token_lists(tokenizer.split_text(texts)) == traced == expected
+    assert token_lists(loaded.split_text(texts)) == expected
+    # A second tokenizer of the same model shares the resource; it tokenises the same.
+    assert token_lists(Tokenizer("sentencepiece", sentencepiece_model=model).split(texts)) == expected
