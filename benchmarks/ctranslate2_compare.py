@@ -10,12 +10,16 @@
    the share of identical outputs, BLEU of both, and for each sentence that differs both
    outputs scored by both engines (CTranslate2's `score_batch`; ours by teacher forcing in
    the model rebuilt from the SavedModel's variables), so a near-tie shows as one.
-3. Speed: one process per thread count, because TensorFlow reads its intra-op setting once,
-   before it runs anything. In it the SavedModel and CTranslate2 (float32 and int8, as many
-   intra-op threads) decode the same batches in turns (`ab_decoding.in_turns`), greedy and
-   beam 4, batch 1 and 64. Each engine starts from raw text: the SavedModel tokenises in
-   its graph, CTranslate2's caller with the `sentencepiece` package (or characters, for a
-   character model), as a user of either would. `time_ratio` is our time over CTranslate2's.
+3. Speed: one process per thread count and CTranslate2 compute type, because TensorFlow
+   reads its intra-op setting once, before it runs anything, and because a CTranslate2
+   int8 translator with more than one thread in the process slowed a float32 one beside it
+   on a 2-core machine (benchmarks/README.md gives the figures). In each process the
+   SavedModel and one CTranslate2 translator (float32 or int8, as many intra-op threads)
+   decode the same batches in turns (`ab_decoding.in_turns`), greedy and beam 4, batch 1
+   and 64, so each ratio compares two engines timed side by side. Each engine starts from
+   raw text: the SavedModel tokenises in its graph, CTranslate2's caller with the
+   `sentencepiece` package (or characters, for a character model), as a user of either
+   would. `time_ratio` is our time over CTranslate2's.
 
 Beam search ranks finished hypotheses differently in the two engines (ours divides by the
 GNMT length penalty ((5 + length) / 6)^0.6, CTranslate2 by length^0.6), so only greedy
@@ -143,16 +147,16 @@ def agreement(args, directory):
     return report
 
 
-def timings(args, directory, threads):
-    """One thread count's figures: {setting: {engine: median}} (run in its own process)."""
+def timings(args, directory, threads, compute_type):
+    """{setting: {engine: median}} of the SavedModel against one CTranslate2 compute type,
+    at one thread count (run in a process of its own)."""
     tf.config.threading.set_intra_op_parallelism_threads(threads)  # before TensorFlow runs
     saved = tf.saved_model.load(args.model)
     text = PieceText(directory)
     with open(os.path.join(directory, "keras_s2s_config.json"), encoding="utf-8") as file:
         max_length = json.load(file)["model"]["max_target_length"]
-    translators = {compute_type: ctranslate2.Translator(directory, compute_type=compute_type,
-                                                        inter_threads=1, intra_threads=threads)
-                   for compute_type in COMPUTE_TYPES}
+    translator = ctranslate2.Translator(directory, compute_type=compute_type, inter_threads=1,
+                                        intra_threads=threads)
     sentences = read_sources(args.source, args.sentences)
     figures = {}
     for beam_size in BEAM_SIZES:
@@ -162,14 +166,11 @@ def timings(args, directory, threads):
                        else saved.beam(texts, tf.constant(beam_size)))
             return outputs["text"].numpy()
 
-        def theirs(batch, translator, beam_size=beam_size):
+        def theirs(batch, beam_size=beam_size):
             return [text.decode(pieces) for pieces in ctranslate2_decode(
                 translator, text.encode(batch), beam_size, max_length)]
 
-        decoders = {"keras_s2s": ours}
-        for compute_type, translator in translators.items():
-            decoders[f"ctranslate2 {compute_type}"] = (
-                lambda batch, translator=translator, function=theirs: function(batch, translator))
+        decoders = {"keras_s2s": ours, f"ctranslate2 {compute_type}": theirs}
         for batch_size in (1, 64):
             chosen = sentences[:args.batch_1_sentences] if batch_size == 1 else sentences
             batches = [chosen[i:i + batch_size] for i in range(0, len(chosen), batch_size)]
@@ -179,18 +180,19 @@ def timings(args, directory, threads):
                 "unit": "median ms" if batch_size == 1 else "sentences/s",
                 **{name: {"figure": figure, "cores": cores}
                    for name, (figure, cores) in medians.items()}}
-            print(f"threads {threads}, {label}, batch {batch_size}: " + ", ".join(
+            print(f"threads {threads}, {compute_type}, {label}, batch {batch_size}: " + ", ".join(
                 f"{name} {figure:.1f}" for name, (figure, _) in medians.items()), file=sys.stderr)
     return figures
 
 
 def time_ratios(all_timings):
-    """Our time over CTranslate2's, per thread count, setting and compute type."""
+    """Our time over CTranslate2's, per thread count, setting and compute type, each from
+    the process that timed the two side by side."""
     ratios = {}
-    for threads, settings in all_timings.items():
-        for setting, figures in settings.items():
-            ours = figures["keras_s2s"]["figure"]
-            for compute_type in COMPUTE_TYPES:
+    for threads, by_compute_type in all_timings.items():
+        for compute_type, settings in by_compute_type.items():
+            for setting, figures in settings.items():
+                ours = figures["keras_s2s"]["figure"]
                 theirs = figures[f"ctranslate2 {compute_type}"]["figure"]
                 # A batch-1 figure is a time (ms), a batch-64 one a rate (sentences/s).
                 ratio = ours / theirs if figures["unit"] == "median ms" else theirs / ours
@@ -212,10 +214,11 @@ def main():
     parser.add_argument("--warmup-batches", type=int, default=4)
     parser.add_argument("--ctranslate2-dir", help="convert into this directory (default: a "
                         "temporary one)")
-    parser.add_argument("--timings-for-threads", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--timings-for", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.timings_for_threads:  # the child process of one thread count
-        print(json.dumps(timings(args, args.ctranslate2_dir, args.timings_for_threads)))
+    if args.timings_for:  # the child process of one thread count and compute type
+        threads, compute_type = args.timings_for
+        print(json.dumps(timings(args, args.ctranslate2_dir, int(threads), compute_type)))
         return
     with tempfile.TemporaryDirectory(prefix="ctranslate2_") as scratch:
         directory = ctranslate2_export.convert_saved_model(
@@ -224,30 +227,32 @@ def main():
                   "ctranslate2": ctranslate2.__version__, **agreement(args, directory)}
         all_timings = {}
         for threads in map(int, args.threads.split(",")):
-            child = [sys.executable, __file__, *sys.argv[1:], "--timings-for-threads", str(threads),
-                     "--ctranslate2-dir", directory]
-            result = subprocess.run(child, capture_output=True, text=True, check=False)
-            if result.returncode:
-                raise SystemExit(result.stderr[-3000:])
-            all_timings[threads] = json.loads(result.stdout.strip().splitlines()[-1])
+            all_timings[threads] = {}
+            for compute_type in COMPUTE_TYPES:
+                child = [sys.executable, __file__, *sys.argv[1:], "--timings-for", str(threads),
+                         compute_type, "--ctranslate2-dir", directory]
+                result = subprocess.run(child, capture_output=True, text=True, check=False)
+                if result.returncode:
+                    raise SystemExit(result.stderr[-3000:])
+                all_timings[threads][compute_type] = json.loads(result.stdout.strip().splitlines()[-1])
     report["timings"] = all_timings
     report["time_ratio"] = time_ratios(all_timings)
     print(f"identical greedy outputs: {report['identical_greedy']:.1%} of {report['sentences']}; "
           f"pieces made without TensorFlow identical: {report['identical_pieces']:.1%}")
     if "bleu" in report:
         print("BLEU: " + ", ".join(f"{name} {value:.2f}" for name, value in report["bleu"].items()))
-    print(f"{'setting':<42} {'keras_s2s':>10} {'ct2 f32':>10} {'ct2 int8':>10} "
-          f"{'ratio f32':>10} {'ratio int8':>10}")
-    for threads, settings in all_timings.items():
-        for setting, figures in settings.items():
-            row = [figures[name]["figure"] for name in
-                   ("keras_s2s", "ctranslate2 float32", "ctranslate2 int8")]
-            ratios = [report["time_ratio"][f"threads {threads}, {setting}, {compute_type}"]
-                      for compute_type in COMPUTE_TYPES]
-            name = f"threads {threads}, {setting} ({figures['unit']})"
-            print(f"{name:<42} "
-                  + " ".join(f"{value:>10.1f}" for value in row)
-                  + " " + " ".join(f"{value:>10.2f}" for value in ratios))
+    print(f"{'setting':<42} " + " ".join(
+        f"{'keras_s2s':>10} {'ct2 ' + compute_type:>12} {'ratio':>6}" for compute_type in COMPUTE_TYPES))
+    for threads, by_compute_type in all_timings.items():
+        for setting, unit in ((setting, figures["unit"])
+                              for setting, figures in by_compute_type[COMPUTE_TYPES[0]].items()):
+            cells = []
+            for compute_type in COMPUTE_TYPES:
+                figures = by_compute_type[compute_type][setting]
+                ratio = report["time_ratio"][f"threads {threads}, {setting}, {compute_type}"]
+                cells.append(f"{figures['keras_s2s']['figure']:>10.1f} "
+                             f"{figures['ctranslate2 ' + compute_type]['figure']:>12.1f} {ratio:>6.2f}")
+            print(f"{f'threads {threads}, {setting} ({unit})':<42} " + " ".join(cells))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as file:
             json.dump(report, file, indent=2, ensure_ascii=False)

@@ -128,7 +128,7 @@ def test_a_missing_extra_is_named(monkeypatch, tmp_path, capsys):
     assert "keras_s2s[ctranslate2]" in capsys.readouterr().err
 
 
-@pytest.mark.subprocess  # the benchmark script, and its one child process per thread count
+@pytest.mark.subprocess  # the benchmark script, and its child process per thread count and compute type
 def test_the_comparison_benchmark_reports_agreement_bleu_and_time_ratios(
         transformer_dates_model, transformer_dates_export, tmp_path):
     import json
