@@ -54,18 +54,21 @@ def main():
     ops, outputs = traced_ops(args.model, sentences, args.signature)
     total = sum(micros for _, _, micros in ops)
     steps = int(max(outputs["length"])) if len(outputs["length"]) else 0
-    # Name each loop body by the layers its ops belong to: the decoding loop projects onto
-    # the vocabulary (W_s); the encoder's loop only runs RNN cells.
+    # Name each loop body by the layers its ops belong to: the RNN decoding loop projects
+    # onto the vocabulary (W_s), the Transformer's attends to the source (cross_attention);
+    # the RNN encoder's loop only runs RNN cells.
     layers = collections.defaultdict(set)
     for name, _, _ in ops:
         match = LOOP_BODY.search(name)
         if match:
             layers[match.group(0)].update(name[match.end():].split("/"))
-    named = {body: "decoding loop" if any(part.startswith("W_s") for part in parts)
+    named = {body: "decoding loop" if any(part.startswith(("W_s", "cross_attention"))
+                                          for part in parts)
              else "encoder loop" if any("cell" in part for part in parts) else None
              for body, parts in layers.items()}
     loops = collections.defaultdict(lambda: [0, 0])
     by_node = collections.defaultdict(lambda: [0, 0, ""])
+    decoding_by_type = collections.defaultdict(lambda: [0, 0])  # op type: [micros, runs]
     for name, op_type, micros in ops:
         match = LOOP_BODY.search(name)
         loop = (named[match.group(0)] or f"loop {match.group(0)}") if match else "outside loops"
@@ -75,6 +78,9 @@ def main():
         by_node[(loop, short)][0] += micros
         by_node[(loop, short)][1] += 1
         by_node[(loop, short)][2] = op_type
+        if loop == "decoding loop":
+            decoding_by_type[op_type][0] += micros
+            decoding_by_type[op_type][1] += 1
     print(f"{args.signature}, batch {len(sentences)}: {len(ops)} ops, {total / 1000:.1f} ms of op "
           f"time, {steps} decoding steps")
     print(f"{'loop':<24}{'op ms':>10}{'share':>8}{'ops':>8}")
@@ -82,6 +88,10 @@ def main():
         print(f"{loop:<24}{micros / 1000:>10.2f}{micros / total:>8.1%}{count:>8}")
     if steps and "decoding loop" in loops:
         print(f"decoding loop: {loops['decoding loop'][1] / steps:.1f} ops a step")
+        print(f"\n{'decoding loop by op type':<32}{'ms':>8}{'share':>8}{'a step':>8}")
+        ranked_types = sorted(decoding_by_type.items(), key=lambda item: -item[1][0])
+        for op_type, (micros, count) in ranked_types[:args.top]:
+            print(f"{op_type:<32}{micros / 1000:>8.2f}{micros / total:>8.1%}{count / steps:>8.1f}")
     print(f"\n{'op (loop body: node name)':<70}{'type':>24}{'ms':>8}{'share':>8}{'runs':>6}")
     ranked = sorted(by_node.items(), key=lambda item: -item[1][0])[:args.top]
     for (loop, short), (micros, count, op_type) in ranked:

@@ -68,6 +68,17 @@ def test_op_trace_names_the_loops_and_the_costliest_ops(dates_model, dates_expor
         assert re.search(rf"^{loop} +[\d.]+ +[\d.]+% +\d+$", output, re.MULTILINE), output
     ranked = output.split("runs\n", 1)[1].strip().splitlines()
     assert len(ranked) == 5
+    by_type = output.split("decoding loop by op type", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert len(by_type) == 5 and any("MatMul" in row for row in by_type), output
+
+
+def test_op_trace_finds_the_transformers_decoding_loop(transformer_dates_model,
+                                                       transformer_dates_export, tmp_path):
+    output = run_benchmark("op_trace.py", "--model", transformer_dates_export,
+                           "--source", write_sources(transformer_dates_model, tmp_path),
+                           "--batch-size", 8, "--top", 5)
+    assert re.search(r"^decoding loop +[\d.]+ +[\d.]+% +\d+$", output, re.MULTILINE), output
+    assert re.search(r"^decoding loop: [\d.]+ ops a step$", output, re.MULTILINE), output
 
 
 def test_op_choices_times_both_forms_of_every_pair(tmp_path):
