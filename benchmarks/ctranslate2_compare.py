@@ -244,14 +244,14 @@ def main():
     print(f"{'setting':<42} " + " ".join(
         f"{'keras_s2s':>10} {'ct2 ' + compute_type:>12} {'ratio':>6}" for compute_type in COMPUTE_TYPES))
     for threads, by_compute_type in all_timings.items():
-        for setting, unit in ((setting, figures["unit"])
-                              for setting, figures in by_compute_type[COMPUTE_TYPES[0]].items()):
+        for setting in by_compute_type[COMPUTE_TYPES[0]]:
             cells = []
             for compute_type in COMPUTE_TYPES:
-                figures = by_compute_type[compute_type][setting]
+                pair = by_compute_type[compute_type][setting]  # timed side by side
                 ratio = report["time_ratio"][f"threads {threads}, {setting}, {compute_type}"]
-                cells.append(f"{figures['keras_s2s']['figure']:>10.1f} "
-                             f"{figures['ctranslate2 ' + compute_type]['figure']:>12.1f} {ratio:>6.2f}")
+                cells.append(f"{pair['keras_s2s']['figure']:>10.1f} "
+                             f"{pair['ctranslate2 ' + compute_type]['figure']:>12.1f} {ratio:>6.2f}")
+            unit = by_compute_type[COMPUTE_TYPES[0]][setting]["unit"]
             print(f"{f'threads {threads}, {setting} ({unit})':<42} " + " ".join(cells))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as file:

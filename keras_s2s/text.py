@@ -107,6 +107,8 @@ class Tokenizer(tf.Module):
         if kind == "sentencepiece":
             # Pieces come out as strings, so the same vocabulary tables as for words map them.
             self.sentencepiece = tf_text.SentencepieceTokenizer(sentencepiece_model, out_type=tf.string)
+            # tensorflow-text has no option for the resource's name, so its (private) resource
+            # attribute is replaced; tests/test_text.py fails if that attribute ever changes.
             self.sentencepiece._model_resource = _NamedSentencepieceModel(sentencepiece_model)
 
     def normalize(self, texts):
