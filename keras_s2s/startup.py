@@ -22,6 +22,8 @@ import tempfile
 
 # The native libraries' log format (absl): severity and date, time, thread, file:line].
 _NATIVE_LOG_LINE = re.compile(r"[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] ")
+# SentencePiece's own log format: file(line) LOG(INFO) message.
+_SENTENCEPIECE_INFO_LINE = re.compile(r"\w+\.cc\(\d+\) LOG\(INFO\) ")
 _BANNER_LINES = ("WARNING: All log messages before absl::InitializeLog() is called are written "
                  "to STDERR",
                  # cpu_feature_guard's second line.
@@ -35,7 +37,7 @@ def import_tensorflow_quietly():
         tf = import_tensorflow_quietly()  # as `import tensorflow as tf`, minus the log lines
     """
     if "tensorflow" not in sys.modules:
-        with _start_up_lines_hidden():
+        with native_lines_hidden(is_start_up_line):
             import tensorflow
 
             # Finding the devices is when a machine without a GPU logs a failed cuInit.
@@ -49,10 +51,20 @@ def is_start_up_line(line):
     return bool(_NATIVE_LOG_LINE.match(line)) or line.startswith(_BANNER_LINES)
 
 
+def is_sentencepiece_info_line(line):
+    """True for the line SentencePiece's C++ code logs whenever it loads a model without a
+    normalisation table of its own, as every model of this package is (the graph normalises
+    the text before it)."""
+    return bool(_SENTENCEPIECE_INFO_LINE.match(line))
+
+
 @contextlib.contextmanager
-def _start_up_lines_hidden():
-    """Collects what is written to file descriptor 2 meanwhile; writes back all but the
-    start-up lines."""
+def native_lines_hidden(is_hidden):
+    """Collects what is written to file descriptor 2 meanwhile; writes back every line for
+    which `is_hidden` is false.
+
+    Native code writes to the descriptor itself, past `sys.stderr`, so only this hides it.
+    """
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -69,7 +81,7 @@ def _start_up_lines_hidden():
             os.close(saved)
             collected.seek(0)
             kept = [line for line in collected.read().decode("utf-8", "replace").splitlines(True)
-                    if not is_start_up_line(line)]
+                    if not is_hidden(line)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

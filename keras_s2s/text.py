@@ -17,6 +17,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
 
+from keras_s2s.startup import is_sentencepiece_info_line, native_lines_hidden
+
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 SPECIAL_TOKENS = (PAD, UNK, START, END)
 PAD_ID, UNK_ID, START_ID, END_ID = range(4)
@@ -105,11 +107,14 @@ class Tokenizer(tf.Module):
         self.normalization = normalization
         self.sentencepiece = None
         if kind == "sentencepiece":
-            # Pieces come out as strings, so the same vocabulary tables as for words map them.
-            self.sentencepiece = tf_text.SentencepieceTokenizer(sentencepiece_model, out_type=tf.string)
-            # tensorflow-text has no option for the resource's name, so its (private) resource
-            # attribute is replaced; tests/test_text.py fails if that attribute ever changes.
-            self.sentencepiece._model_resource = _NamedSentencepieceModel(sentencepiece_model)
+            with native_lines_hidden(is_sentencepiece_info_line):
+                # Pieces come out as strings, so the same vocabulary tables as for words map them.
+                self.sentencepiece = tf_text.SentencepieceTokenizer(sentencepiece_model,
+                                                                    out_type=tf.string)
+                # tensorflow-text has no option for the resource's name, so its (private)
+                # resource attribute is replaced; tests/test_text.py fails if that attribute
+                # ever changes.
+                self.sentencepiece._model_resource = _NamedSentencepieceModel(sentencepiece_model)
 
     def normalize(self, texts):
         """(batch,) string -> (batch,) string: valid, normalised, single-spaced UTF-8."""

@@ -141,3 +141,26 @@ def test_sentencepiece_tokenizers_survive_the_seed_call_that_drops_cached_kernel
     assert token_lists(loaded.split_text(texts)) == expected
     # A second tokenizer of the same model shares the resource; it tokenises the same.
     assert token_lists(Tokenizer("sentencepiece", sentencepiece_model=model).split(texts)) == expected
+
+
+def test_sentencepiece_models_load_without_a_log_line(capfd):
+    """SentencePiece's C++ code logs "LOG(INFO) precompiled_charsmap is empty" on file
+    descriptor 2 for every model it loads; the tokenizer keeps it out of the user's output and
+    lets everything else through."""
+    import os
+
+    from keras_s2s import tasks
+    from keras_s2s.startup import is_sentencepiece_info_line, native_lines_hidden
+    from keras_s2s.text import learn_sentencepiece
+
+    pairs, _ = tasks.load_task("toy-ko", 200, 10)
+    model = learn_sentencepiece([source.lower() for source, _ in pairs], 60)
+    capfd.readouterr()
+    tokenizer = Tokenizer("sentencepiece", sentencepiece_model=model)
+    assert token_lists(tokenizer.split(tf.constant(["a book"])))[0]
+    assert "LOG(INFO)" not in capfd.readouterr().err
+
+    with native_lines_hidden(is_sentencepiece_info_line):  # native code writes to the descriptor
+        os.write(2, b"normalizer.cc(51) LOG(INFO) hidden\n")
+        os.write(2, b"a warning that must still show\n")
+    assert capfd.readouterr().err == "a warning that must still show\n"
