@@ -7,6 +7,7 @@ at once; TensorFlow's C++ log lines are hidden unless --verbose is given.
 """
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -89,7 +90,7 @@ def main(argv=None):
     evaluate.add_argument("--model", required=True, help="SavedModel directory")
     evaluate.add_argument("--source", required=True, help="source sentences, one a line (.gz ok)")
     evaluate.add_argument("--reference", required=True, help="reference translations, aligned")
-    evaluate.add_argument("--beam-size", type=int, help="beam search (default: the model's decoding)")
+    evaluate.add_argument("--beam-size", type=_beam_size, help="beam search (default: the model's decoding)")
     evaluate.add_argument("--lowercase", action="store_true", help="lower-cased BLEU and chrF")
     evaluate.add_argument("--tokenize", default="13a", help="sacreBLEU tokeniser ('char' for Korean)")
     evaluate.add_argument("--hypotheses", help="write the translations to this file")
@@ -102,7 +103,7 @@ def main(argv=None):
                       "--html is given)")
     plot.add_argument("--html", help="write the interactive view here: one self-contained "
                       "HTML file (tokens, heatmap, n-best list, a Transformer's layers and heads)")
-    plot.add_argument("--beam-size", type=int)
+    plot.add_argument("--beam-size", type=_beam_size)
 
     client = commands.add_parser("client", help="translate with a model behind TensorFlow Serving")
     client.add_argument("--model", required=True, help="the model's name on the server")
@@ -112,7 +113,7 @@ def main(argv=None):
     client.add_argument("--version", type=int, help="a specific model version")
     client.add_argument("--signature", default="serving_default",
                         choices=["serving_default", "greedy", "beam", "sample"])
-    client.add_argument("--beam-size", type=int, default=4, help="for --signature beam")
+    client.add_argument("--beam-size", type=_beam_size, default=4, help="for --signature beam")
     client.add_argument("--temperature", type=float, default=1.0, help="for --signature sample")
     client.add_argument("--top-k", type=int, default=0, help="for --signature sample")
     client.add_argument("--top-p", type=float, default=1.0, help="for --signature sample")
@@ -160,21 +161,47 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command != "client" or args.grpc:  # the REST client needs no TensorFlow
         _import_tensorflow(args.verbose)
-    from keras_s2s.serving import ServingError
-
     try:
         return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
                 "plot": _plot, "client": _client, "export": _export,
                 "embeddings": _embeddings}[args.command](args)
-    except (ValueError, OSError, ImportError) as error:  # user errors: bad values, missing files
+    except Exception as error:  # sorted by _exit_code; the rest re-raised
+        code = _exit_code(error)
+        if code is None:
+            raise
         print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except FloatingPointError as error:  # a diverged run: the message names epoch and step
-        print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
-        return 4
-    except ServingError as error:  # a model server that is down or answers with an error
-        print(f"keras-s2s {args.command}: error: {error}", file=sys.stderr)
-        return 3
+        return code
+
+
+def _exit_code(error):
+    """The exit code for an error the user can act on, or None for a bug (a traceback).
+
+    2: bad input (a value, a file that is missing, unreadable or damaged, a missing extra);
+    1: the environment (the disk is full, another process writes to the same folder);
+    3: a model server that is down or answers with an error; 4: a diverged run (the message
+    names epoch and step).
+    """
+    from keras_s2s.locks import FolderInUseError
+    from keras_s2s.serving import ServingError
+
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 1
+    for kinds, code in ((FolderInUseError, 1), (ServingError, 3), (FloatingPointError, 4),
+                        ((ValueError, OSError, ImportError), 2)):
+        if isinstance(error, kinds):
+            return code
+    return None
+
+
+def _beam_size(text):
+    """--beam-size: an integer from 1 to config.MAX_BEAM_SIZE (argparse says which it got)."""
+    from keras_s2s.config import check_beam_size
+
+    try:
+        check_beam_size(int(text), name="the beam size")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return int(text)
 
 
 def _import_tensorflow(verbose):
@@ -232,13 +259,18 @@ def _embeddings(args):
 def _translate(args):
     from keras_s2s import translator as translator_lib
 
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    # Bytes as they come: a line that is not UTF-8 is repaired in the graph (U+FFFD) and
+    # translated with the others, instead of stopping the whole run.
+    texts = args.texts or [line.rstrip(b"\r\n") for line in sys.stdin.buffer]
     if not texts:
         return 0
     outputs = translator_lib.translate_in_batches(translator_lib.load(args.model), texts)
     for index, text in enumerate(outputs["text"]):
         if args.json:
-            print(json.dumps({"source": texts[index], "text": text,
+            source = texts[index]
+            source = (source.encode("utf-8", "surrogateescape") if isinstance(source, str)
+                      else source).decode("utf-8", "replace")
+            print(json.dumps({"source": source, "text": text,
                               "score": float(outputs["score"][index])}, ensure_ascii=False))
         else:
             print(text)
@@ -291,43 +323,49 @@ def _client(args):
 
 
 def _export(args):
-    from keras_s2s.training import average_checkpoints, load_trained_model
-    from keras_s2s.translator import next_version_path
+    if args.name:
+        from keras_s2s.translator import next_version
 
-    output = args.output or next_version_path(args.base_dir, args.name)
-    if os.path.exists(output) and os.listdir(output):
-        raise ValueError(f"output={output!r} exists and is not empty; "
-                         "choose a new directory so that no export is overwritten.")
+        with next_version(args.base_dir, args.name) as output:
+            return _export_to(args, output)
+    return _export_to(args, args.output)
+
+
+def _export_to(args, output):
+    from keras_s2s.locks import refuse_non_empty
+
+    refuse_non_empty(output, "output")  # before a model is loaded, not after
     if args.format == "ctranslate2":
         return _export_ctranslate2(args, output)
-    if args.from_saved_model:
-        # An export made by an older version gets the current graph with the same weights.
-        from keras_s2s.restore import load_model_from_saved_model
-
-        model = load_model_from_saved_model(args.from_saved_model)
-    else:
-        model = load_trained_model(args.checkpoint_dir)
-        if args.average_last > 1:
-            average_checkpoints(model, args.checkpoint_dir, args.average_last)
+    model = _model_to_export(args)
     exported = model.export(output, projection_dtype=args.projection_dtype,
                             jit_compile=args.jit_compile, shards=args.shards)
     print(f"Exported {exported}")
     return 0
 
 
+def _model_to_export(args):
+    """The model of --from-saved-model, or of --checkpoint-dir (averaged with --average-last)."""
+    if args.from_saved_model:
+        # An export made by an older version gets the current graph with the same weights.
+        from keras_s2s.restore import load_model_from_saved_model
+
+        return load_model_from_saved_model(args.from_saved_model)
+    from keras_s2s.training import average_checkpoints, load_trained_model
+
+    model = load_trained_model(args.checkpoint_dir)
+    if args.average_last > 1:
+        average_checkpoints(model, args.checkpoint_dir, args.average_last)
+    return model
+
+
 def _export_ctranslate2(args, output):
     from keras_s2s import ctranslate2_export
+    from keras_s2s.locks import write_whole
 
-    if args.from_saved_model:
-        written = ctranslate2_export.convert_saved_model(args.from_saved_model, output,
-                                                         args.quantization)
-    else:
-        from keras_s2s.training import average_checkpoints, load_trained_model
-
-        ctranslate2_export.import_ctranslate2()  # before the model is rebuilt, not after
-        model = load_trained_model(args.checkpoint_dir)
-        if args.average_last > 1:
-            average_checkpoints(model, args.checkpoint_dir, args.average_last)
-        written = ctranslate2_export.convert_model(model, output, args.quantization)
+    ctranslate2_export.import_ctranslate2()  # before the model is rebuilt, not after
+    model = _model_to_export(args)
+    written = write_whole(output, lambda folder: ctranslate2_export.convert_model(
+        model, folder, args.quantization), "output")
     print(f"Exported {written}")
     return 0

@@ -14,6 +14,16 @@ ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat")
 ARCHITECTURES = ("rnn", "transformer")
 POSITIONAL_KINDS = ("sinusoidal", "learned")
 LEARNING_RATE_DECAYS = ("none", "cosine", "inverse-sqrt")
+# The widest beam search accepted. Beyond a few dozen hypotheses translations stop changing,
+# while memory and time grow with the width (each step scores beam_size x vocabulary
+# extensions per sentence), so a mistyped size would exhaust memory instead of helping.
+MAX_BEAM_SIZE = 64
+
+
+def check_beam_size(beam_size, name="beam_size"):
+    """Raises ValueError unless 1 <= beam_size <= MAX_BEAM_SIZE."""
+    if not 1 <= beam_size <= MAX_BEAM_SIZE:
+        raise ValueError(f"{name} must be from 1 to {MAX_BEAM_SIZE}; got {beam_size}.")
 
 
 def _check_choice(name, value, choices):
@@ -72,6 +82,7 @@ class ModelConfig:
         for name in ("max_source_vocab", "max_target_vocab", "min_count", "embedding_dim",
                      "units", "num_layers", "attention_units", "beam_size"):
             _check_positive(name, getattr(self, name))
+        check_beam_size(self.beam_size)
         # [END] takes one source position, so a source needs room for at least one token more.
         if self.max_source_length < 2:
             raise ValueError(f"max_source_length must be at least 2; got {self.max_source_length}.")

@@ -20,13 +20,18 @@ from keras_s2s.data import (read_csv_pairs, read_lines, read_parallel_files, rea
 Splits = collections.namedtuple("Splits", ["train", "validation", "test"])
 
 
+MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
+
+
 def _multi30k(source, target):
     def load(data_dir, seed):
         folder = os.path.join(data_dir, "multi30k")
         return Splits(*(read_parallel_files(os.path.join(folder, f"{split}.{source}.gz"),
                                             os.path.join(folder, f"{split}.{target}.gz")).pairs
-                        for split in ("train", "val", "test_2016_flickr")))
-    return load
+                        for split in MULTI30K_SPLITS))
+    files = [f"multi30k/{split}.{language}.gz" for split in MULTI30K_SPLITS
+             for language in (source, target)]
+    return Corpus(files, load)
 
 
 def _held_out(pairs, validation, test, seed):
@@ -46,7 +51,7 @@ def _anki(file_name, to_english, validation, test):
     def load(data_dir, seed):
         pairs = read_tsv_pairs(os.path.join(data_dir, "anki", file_name), *columns).pairs
         return _held_out(pairs, validation, test, seed)
-    return load
+    return Corpus([f"anki/{file_name}"], load)
 
 
 def _chatbot(data_dir, seed):
@@ -54,6 +59,8 @@ def _chatbot(data_dir, seed):
     return _held_out(pairs, 500, 500, seed)
 
 
+# What each corpus reads: its files (relative to data_dir) and the function that reads them.
+Corpus = collections.namedtuple("Corpus", ["files", "load"])
 CORPORA = {
     "multi30k-de-en": _multi30k("de", "en"),
     "multi30k-en-de": _multi30k("en", "de"),
@@ -61,18 +68,28 @@ CORPORA = {
     "anki-eng-spa": _anki("spa-eng.txt.gz", to_english=False, validation=1000, test=2000),
     "anki-kor-eng": _anki("kor-eng.txt.gz", to_english=True, validation=300, test=500),
     "anki-eng-kor": _anki("kor-eng.txt.gz", to_english=False, validation=300, test=500),
-    "ko-chatbot": _chatbot,
+    "ko-chatbot": Corpus(["ko-chatbot/ChatbotData.csv"], _chatbot),
 }
 
 
-def load_corpus(name, data_dir, seed=0):
-    """(train, validation, test) pair lists of the corpus called `name`."""
+def _check(name, data_dir):
     if name not in CORPORA:
         raise ValueError(f"Unknown corpus {name!r}; choose one of {sorted(CORPORA)}.")
     if not data_dir or not os.path.isdir(data_dir):
         raise ValueError(f"data_dir={data_dir!r} is not a folder; it should hold the corpora "
                          "(multi30k/, anki/, ko-chatbot/).")
-    return CORPORA[name](data_dir, seed)
+
+
+def load_corpus(name, data_dir, seed=0):
+    """(train, validation, test) pair lists of the corpus called `name`."""
+    _check(name, data_dir)
+    return CORPORA[name].load(data_dir, seed)
+
+
+def corpus_files(name, data_dir):
+    """The paths of the files the corpus called `name` is read from."""
+    _check(name, data_dir)
+    return [os.path.join(data_dir, *relative.split("/")) for relative in CORPORA[name].files]
 
 
 def monolingual_text(data_dir, held_out_corpora=("anki-kor-eng", "anki-eng-kor"), seed=0):

@@ -9,9 +9,12 @@ once, up front, then shuffles, groups sentences of similar length into the same 
 import codecs
 import dataclasses
 import gzip
+import hashlib
 import io
 import logging
+import os
 import random
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -44,11 +47,64 @@ def open_text(path):
     return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
 
 
+def sha256_of(path):
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_fingerprint(paths):
+    """What a run's pairs are, whatever path names them: {"bytes", "sha256"} of the files.
+
+    The digest covers each file's bytes in order, so the same files under other paths give
+    the same fingerprint and an edited or replaced file gives another.
+    """
+    digest = hashlib.sha256()
+    total = 0
+    for path in paths:
+        total += os.path.getsize(path)
+        digest.update(bytes.fromhex(sha256_of(path)))
+    return {"bytes": total, "sha256": digest.hexdigest()}
+
+
 def _check_not_wide(path, first_line):
     for bom, encoding in _WIDE_BOMS.items():  # UTF-32 first: its LE mark starts like UTF-16's
         if first_line.startswith(bom):
             raise ValueError(f"{path} is {encoding} text (it starts with a {encoding} byte-order "
                              "mark); convert it to UTF-8 first, e.g. with iconv -t UTF-8.")
+
+
+def raw_lines(path):
+    """(line number, bytes) for each line of a plain or .gz file.
+
+    Raises:
+        ValueError: the file is UTF-16 or UTF-32, or a .gz file that is not gzip data, is
+            truncated or is damaged; the message names the file and the line reached.
+    """
+    number = 0
+    try:
+        with open_text(path) as file:
+            for number, raw_line in enumerate(file, start=1):
+                if number == 1:
+                    _check_not_wide(path, raw_line)
+                yield number, raw_line
+    except gzip.BadGzipFile as error:
+        if number == 0 and "Not a gzipped file" in str(error):
+            with open(path, "rb") as file:
+                start = file.read(8)
+            raise ValueError(f"{path} is not gzip data (it starts with {start!r}), though its "
+                             "name ends in .gz; if it is plain text, rename it without .gz."
+                             ) from None
+        raise ValueError(f"{path} is damaged after line {number}: {error}.") from None
+    except EOFError:
+        raise ValueError(f"{path} is truncated: its gzip data ends after line {number}, before "
+                         "the end of the stream; copy or download it again.") from None
+    except zlib.error as error:
+        raise ValueError(f"{path} is damaged after line {number}: {error}; copy or download "
+                         "it again.") from None
 
 
 def read_lines(path):
@@ -58,16 +114,13 @@ def read_lines(path):
     UTF-8 are replaced with U+FFFD and reported with their line numbers.
     """
     lines, bad = [], []
-    with open_text(path) as file:
-        for number, raw_line in enumerate(file, start=1):
-            if number == 1:
-                _check_not_wide(path, raw_line)
-            try:
-                line = raw_line.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw_line.decode("utf-8", errors="replace")
-                bad.append(number)
-            lines.append(line.lstrip("\ufeff") if number == 1 else line)
+    for number, raw_line in raw_lines(path):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw_line.decode("utf-8", errors="replace")
+            bad.append(number)
+        lines.append(line.lstrip("\ufeff") if number == 1 else line)
     if bad:
         logger.warning("%s: %d line(s) not UTF-8, invalid bytes replaced (lines %s)", path,
                        len(bad), ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else ""))
@@ -93,32 +146,29 @@ def read_tsv_pairs(path, source_column=0, target_column=1):
         raise ValueError(f"source_column and target_column must differ; both are {source_column}.")
     needed = max(source_column, target_column) + 1
     pairs, malformed, line_count = [], [], 0
-    with open_text(path) as file:
-        for line_count, raw_line in enumerate(file, start=1):
-            if line_count == 1:
-                _check_not_wide(path, raw_line)
-            try:
-                line = raw_line.decode("utf-8")
-            except UnicodeDecodeError as error:
-                malformed.append((line_count, f"not UTF-8 ({error.reason} at byte {error.start})"))
-                continue
-            if line_count == 1:
-                line = line.lstrip("\ufeff")
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if "\x00" in line:
-                malformed.append((line_count, "NUL character"))
-                continue
-            columns = line.split("\t")
-            if len(columns) < needed:
-                malformed.append((line_count, f"{len(columns)} column(s), need {needed}"))
-                continue
-            source, target = columns[source_column].strip(), columns[target_column].strip()
-            if not source or not target:
-                malformed.append((line_count, "empty source" if not source else "empty target"))
-                continue
-            pairs.append((source, target))
+    for line_count, raw_line in raw_lines(path):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            malformed.append((line_count, f"not UTF-8 ({error.reason} at byte {error.start})"))
+            continue
+        if line_count == 1:
+            line = line.lstrip("\ufeff")
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if "\x00" in line:
+            malformed.append((line_count, "NUL character"))
+            continue
+        columns = line.split("\t")
+        if len(columns) < needed:
+            malformed.append((line_count, f"{len(columns)} column(s), need {needed}"))
+            continue
+        source, target = columns[source_column].strip(), columns[target_column].strip()
+        if not source or not target:
+            malformed.append((line_count, "empty source" if not source else "empty target"))
+            continue
+        pairs.append((source, target))
     return _reported(PairFile(str(path), pairs, line_count, malformed))
 
 
@@ -206,6 +256,11 @@ def make_dataset(pairs, model, batch_size=64, shuffle=True, seed=0, num_buckets=
         raise ValueError("pairs is empty: there is nothing to train or evaluate on.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    for index, pair in enumerate(pairs):
+        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                or not all(isinstance(text, str) for text in pair)):
+            raise ValueError(f"pairs[{index}] must be a (source, target) pair of strings; got "
+                             f"{pair!r:.80}.")
     sources, targets = zip(*pairs)
     # Tokenising the whole corpus once, here, keeps text processing out of every epoch.
     source_ids = model.source_text.encode(tf.constant(sources))  # (pairs, (s)) ragged

@@ -1,5 +1,6 @@
 """`keras-s2s evaluate`: translate a source file with a SavedModel and score it."""
 
+import os
 import time
 
 from keras_s2s.data import read_lines
@@ -24,6 +25,9 @@ def evaluate_files(model_path, source_path, reference_path, beam_size=None, lowe
         {"bleu", "chrf", "exact_match", "sentences", "seconds", "sentences_per_second"};
         seconds counts translation only, not loading.
     """
+    if hypotheses_path:
+        _refuse_to_overwrite(hypotheses_path, source=source_path, reference=reference_path,
+                             model=model_path)
     sources, references = read_lines(source_path), read_lines(reference_path)
     if len(sources) != len(references):
         raise ValueError(f"source={source_path!r} has {len(sources)} lines but "
@@ -42,3 +46,13 @@ def evaluate_files(model_path, source_path, reference_path, beam_size=None, lowe
             "exact_match": round(exact_match(hypotheses, references), 4),
             "sentences": len(sources), "seconds": round(seconds, 3),
             "sentences_per_second": round(len(sources) / seconds, 1)}
+
+
+def _refuse_to_overwrite(hypotheses_path, **inputs):
+    """Raises ValueError if `hypotheses_path` is one of the input files (or inside the model)."""
+    target = os.path.realpath(hypotheses_path)
+    for name, path in inputs.items():
+        real = os.path.realpath(path)
+        if target == real or target.startswith(real.rstrip(os.sep) + os.sep):
+            raise ValueError(f"hypotheses={hypotheses_path!r} is the {name} file {path!r}; "
+                             "writing the translations there would destroy it. Choose another file.")

@@ -20,7 +20,8 @@ from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
 from keras_s2s.losses import masked_correct, masked_cross_entropy
 from keras_s2s.positional_encoding import PositionalEmbedding
-from keras_s2s.text import PAD_ID, START_ID, TextProcessor, Vocabulary, build_vocabulary, make_tokenizer
+from keras_s2s.text import (PAD_ID, START_ID, TextProcessor, Vocabulary, build_vocabulary,
+                            make_tokenizer, texts_tensor)
 from keras_s2s.transformer import TransformerDecoder, TransformerEncoder
 
 CONFIG_FILE = "config.json"
@@ -259,10 +260,7 @@ class Seq2Seq(keras.Model):
     def translate(self, texts, max_length=None):
         """Translations of a list of strings, as a list of strings, with the configured
         decoding: beam search when `model_config.beam_size` > 1, else greedy."""
-        if isinstance(texts, str):
-            raise ValueError("translate expects a list of strings; got a single str. "
-                             "Wrap it: translate([text]).")
-        outputs = self.translator(max_length).translate(tf.constant(list(texts), tf.string))
+        outputs = self.translator(max_length).translate(texts_tensor(texts))
         return [text.decode("utf-8") for text in outputs["text"].numpy()]
 
     def attention_heads(self, texts, max_length=None):
@@ -275,7 +273,7 @@ class Seq2Seq(keras.Model):
         if self.model_config.architecture != "transformer":
             raise ValueError("attention_heads needs architecture='transformer'; got "
                              f"architecture={self.model_config.architecture!r}.")
-        texts = tf.constant(list(texts), tf.string)
+        texts = texts_tensor(texts)
         outputs = self.translator(max_length).greedy(texts)
         target_tokens = outputs["target_tokens"]  # (batch, t), "" after [END]
         target_ids = tf.where(target_tokens == "", PAD_ID,

@@ -14,13 +14,32 @@ value of the same path. Nothing here runs the exported graph, so loading needs n
 functions traced nor TensorFlow Text's ops.
 """
 
+import contextlib
 import os
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_s2s import config as config_lib
 from keras_s2s.text import Vocabulary
+
+
+# What reading a damaged SavedModel raises, layer by layer: the file system, the protobuf
+# parser, TensorFlow's checkpoint reader, and Python on a file that parsed but holds nothing.
+_DAMAGE = (OSError, DecodeError, tf.errors.OpError, IndexError, KeyError)
+
+
+@contextlib.contextmanager
+def damage_reported(path, what="saved_model"):
+    """Turns the errors of reading a damaged SavedModel into one ValueError naming `path`."""
+    try:
+        yield
+    except _DAMAGE as error:
+        lines = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+        raise ValueError(f"{what}={path!r} is not a readable SavedModel ({reason}); a file of "
+                         "it is missing, truncated or damaged: export it again.") from error
 
 
 def _read_proto(path):
@@ -97,13 +116,18 @@ def load_model_from_saved_model(path):
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise ValueError(f"No SavedModel at saved_model={path!r} (expected "
                          f"{os.path.join(path, 'saved_model.pb')}).")
-    model_config, _ = config_lib.load_json(os.path.join(path, "assets", "config.json"))
-    models = sentencepiece_models(path)
-    vocabularies = [_vocabulary(os.path.join(path, "assets", f"{side}_vocab.txt"), kind, models)
-                    for side, kind in (("source", model_config.source_tokenizer),
-                                       ("target", model_config.target_tokenizer))]
+    config_path = os.path.join(path, "assets", "config.json")
+    if not os.path.exists(config_path):
+        raise ValueError(f"saved_model={path!r} is a SavedModel but not a keras_s2s export "
+                         f"(it has no {os.path.join('assets', 'config.json')}).")
+    model_config, _ = config_lib.load_json(config_path)
+    with damage_reported(path):
+        models = sentencepiece_models(path)
+        vocabularies = [_vocabulary(os.path.join(path, "assets", f"{side}_vocab.txt"), kind, models)
+                        for side, kind in (("source", model_config.source_tokenizer),
+                                           ("target", model_config.target_tokenizer))]
+        values = saved_model_variables(path)
     model = Seq2Seq(model_config, *vocabularies)
-    values = saved_model_variables(path)
     names = {_relative_name(variable.path): variable for variable in model.weights}
     if set(names) != set(values):
         raise ValueError(f"saved_model={path!r} does not fit its config.json: weights only in "

@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from keras_s2s import config as config_lib
 from keras_s2s import tasks
-from keras_s2s.corpora import Splits, load_corpus
-from keras_s2s.data import make_dataset, read_tsv_pairs, split_pairs
+from keras_s2s.corpora import Splits, corpus_files, load_corpus
+from keras_s2s.data import content_fingerprint, make_dataset, read_tsv_pairs, split_pairs
+from keras_s2s.locks import exclusive, refuse_non_empty
 from keras_s2s.metrics import corpus_bleu, corpus_chrf, exact_match
 from keras_s2s.model import CONFIG_FILE, Seq2Seq
 from keras_s2s.training import average_checkpoints, train
@@ -60,16 +61,26 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
 
     Returns (model, history, results); results (also written to results.json) holds
     BLEU, chrF and exact match of greedy and configured decoding on validation and test.
+
+    Raises:
+        locks.FolderInUseError: another process is writing to `checkpoint_dir`.
     """
-    if export_path and os.path.exists(export_path) and os.listdir(export_path):
-        raise ValueError(f"export_path={export_path!r} exists and is not empty; choose a new "
-                         "directory so that no export is overwritten.")
+    refuse_non_empty(export_path, "export_path")
+    with exclusive(checkpoint_dir, "checkpoint_dir"):
+        return _train_run(checkpoint_dir, task, pairs_path, corpus, data_dir, preset_name,
+                          epochs, batch_size, train_size, test_size, seed, source_column,
+                          target_column, average_last, export_path, log_dir, architecture,
+                          source_vectors, target_vectors, freeze_vectors)
+
+
+def _train_run(checkpoint_dir, task, pairs_path, corpus, data_dir, preset_name, epochs,
+               batch_size, train_size, test_size, seed, source_column, target_column,
+               average_last, export_path, log_dir, architecture, source_vectors,
+               target_vectors, freeze_vectors):
     # A run resumes once it has saved a checkpoint; one stopped before that starts over.
     resuming = has_checkpoint(checkpoint_dir)
-    data_source = {"task": task, "pairs": pairs_path, "corpus": corpus,
-                   "train_size": train_size if task else None,
-                   "test_size": test_size if task else None}
-    check_data_source(checkpoint_dir, data_source, resuming)
+    check_data_source(checkpoint_dir, data_source_of(task, pairs_path, corpus, data_dir,
+                                                     train_size, test_size), resuming)
     vectors = {key: value for key, value in (("source_vectors", source_vectors),
                                              ("target_vectors", target_vectors),
                                              ("freeze_vectors", freeze_vectors or None))
@@ -165,26 +176,63 @@ def _differences(old, new):
                      if getattr(old, field.name) != getattr(new, field.name))
 
 
+def data_source_of(task=None, pairs_path=None, corpus=None, data_dir=None, train_size=None,
+                   test_size=None):
+    """What a run trains on, by content: the task and its sizes, or the files' fingerprint
+    (`content_fingerprint`) with the path or corpus name for the reader."""
+    if task is not None:
+        return {"task": task, "train_size": train_size, "test_size": test_size}
+    if pairs_path is not None:
+        if not os.path.isfile(pairs_path):
+            raise ValueError(f"pairs={pairs_path!r} is not a file.")
+        return {"pairs": pairs_path, "content": content_fingerprint([pairs_path])}
+    return {"corpus": corpus, "content": content_fingerprint(corpus_files(corpus, data_dir))}
+
+
+# Recorded for the reader only: the same data may be named by another path.
+_NAMES_ONLY = ("pairs",)
+
+
 def check_data_source(checkpoint_dir, data_source, resuming):
-    """Records where a run's pairs come from; a resumed run must name the same source.
+    """Records what a run's pairs are; a resumed run must train on the same data.
 
     Resuming on other data would reuse the saved vocabularies on text they were not built
-    from, so it is refused with the differing argument named.
+    from, so it is refused with what changed. The data are compared by content (size and
+    SHA-256 of the files), so the same file under another path resumes, and a file whose
+    contents changed under the same path does not.
     """
     path = os.path.join(checkpoint_dir, DATA_SOURCE_FILE)
     if resuming and os.path.exists(path):
         with open(path, encoding="utf-8") as file:
             recorded = json.load(file)
-        changed = {key: (recorded.get(key), value) for key, value in data_source.items()
-                   if recorded.get(key) != value}
+        if "content" in recorded:
+            compared = [key for key in {**recorded, **data_source} if key not in _NAMES_ONLY]
+        else:  # recorded before contents were: the real path is all there is to compare
+            compared = ["task", "corpus", "train_size", "test_size", "pairs"]
+            recorded = {**recorded, "pairs": _real_path(recorded.get("pairs"))}
+            data_source = {**data_source, "pairs": _real_path(data_source.get("pairs"))}
+        changed = {key: (recorded.get(key), data_source.get(key)) for key in compared
+                   if recorded.get(key) != data_source.get(key)}
         if changed:
-            details = ", ".join(f"{key}: was {old!r}, now {new!r}" for key, (old, new) in changed.items())
+            details = ", ".join(_describe_change(key, old, new) for key, (old, new) in changed.items())
             raise ValueError(f"checkpoint_dir={checkpoint_dir!r} holds a run on other data "
                              f"({details}); use a new --checkpoint-dir.")
         return
     os.makedirs(checkpoint_dir, exist_ok=True)
     with open(path, "w", encoding="utf-8") as file:
         json.dump(data_source, file, indent=2)
+
+
+def _real_path(path):
+    return os.path.realpath(path) if path else None
+
+
+def _describe_change(key, old, new):
+    if key == "content" and old and new:
+        return (f"the data changed since the run began: it had {old['bytes']:,} bytes with "
+                f"SHA-256 {old['sha256'][:12]}…, it has {new['bytes']:,} bytes with SHA-256 "
+                f"{new['sha256'][:12]}… now")
+    return f"{key}: was {old!r}, now {new!r}"
 
 
 def score_pairs(model, pairs):

@@ -56,6 +56,30 @@ def learn_sentencepiece(normalized_texts, vocab_size):
     return model.getvalue()
 
 
+def texts_tensor(texts, name="texts"):
+    """A (batch,) tf.string tensor of a list of texts, for the graph to repair and normalise.
+
+    Each text may be `str` or `bytes`. Bytes go in as they are and invalid UTF-8 in them
+    becomes U+FFFD in the graph (`Tokenizer.normalize`); so does a `str` holding the
+    surrogates Python uses for undecodable bytes (command-line arguments, file names).
+
+    Raises:
+        ValueError: `texts` is a single string, or an entry is neither str nor bytes.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise ValueError(f"{name} must be a list of strings; got a single {type(texts).__name__}. "
+                         f"Wrap it: [{name}].")
+    encoded = []
+    for index, text in enumerate(texts):
+        if isinstance(text, str):
+            text = text.encode("utf-8", "surrogateescape")
+        elif not isinstance(text, bytes):
+            raise ValueError(f"{name}[{index}] is {type(text).__name__} ({text!r:.40}); every "
+                             "text must be a str or bytes.")
+        encoded.append(text)
+    return tf.constant(encoded, tf.string, shape=[len(encoded)])
+
+
 class _NamedSentencepieceModel(tf.saved_model.experimental.TrackableResource):
     """A SentencePiece model's resource, under a name made from the model's bytes.
 

@@ -15,6 +15,7 @@ checkpoint that does not fit the model (other vocabularies) stops with an error 
 file and the sizes; nothing saved is ever overwritten or deleted silently.
 """
 
+import errno
 import glob
 import json
 import logging
@@ -29,6 +30,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from keras_s2s import distribute
+from keras_s2s.locks import exclusive
 from keras_s2s.schedules import InverseSquareRootSchedule
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,22 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
     Returns:
         The history: one dict per epoch (loss, accuracy, val_loss, val_accuracy, seconds,
         target_tokens_per_second), earlier epochs from history.json included when resuming.
+
+    Raises:
+        locks.FolderInUseError: another process is training in `checkpoint_dir`.
+        OSError: the disk filled while a checkpoint was written (errno ENOSPC); the earlier
+            checkpoints are intact and the same call resumes once space is freed.
     """
+    if not checkpoint_dir:
+        return _train(model, train_dataset, train_config, validation_dataset, None, verbose,
+                      strategy, log_dir)
+    with exclusive(checkpoint_dir, "checkpoint_dir"):
+        return _train(model, train_dataset, train_config, validation_dataset, checkpoint_dir,
+                      verbose, strategy, log_dir)
+
+
+def _train(model, train_dataset, train_config, validation_dataset, checkpoint_dir, verbose,
+           strategy, log_dir):
     _check_dataset(train_dataset, "train_dataset")
     if validation_dataset is not None:
         _check_dataset(validation_dataset, "validation_dataset")
@@ -170,10 +187,7 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
             _write_summaries(writers, epoch, logs, optimizer)
         epochs_done.assign(epoch + 1)
         if manager:
-            # History first: a run stopped between the two writes resumes from the older
-            # checkpoint and cuts the history back to it, so no epoch is ever missing.
-            _write_history(checkpoint_dir, history)
-            manager.save(checkpoint_number=epoch + 1)
+            _save(manager, checkpoint_dir, history)
     for writer in writers.values():
         writer.close()
     return history
@@ -361,10 +375,18 @@ def resume(checkpoint, checkpoint_dir):
                            path, bad, moved)
         # With their timestamps, the kept checkpoints stay in the manager's rotation.
         timestamps = list(state.all_model_checkpoint_timestamps)[:len(kept)] or None
-        tf.compat.v1.train.update_checkpoint_state(
-            checkpoint_dir, kept[-1], all_model_checkpoint_paths=kept,
-            all_model_checkpoint_timestamps=timestamps,
-            last_preserved_timestamp=state.last_preserved_timestamp)
+        # The only public writer of the state file is tf.compat.v1's, which logs a
+        # deprecation warning that says nothing to the user; TensorFlow's logger is quieted
+        # for that call alone.
+        tf_logger, level = tf.get_logger(), tf.get_logger().level
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            tf.compat.v1.train.update_checkpoint_state(
+                checkpoint_dir, kept[-1], all_model_checkpoint_paths=kept,
+                all_model_checkpoint_timestamps=timestamps,
+                last_preserved_timestamp=state.last_preserved_timestamp)
+        finally:
+            tf_logger.setLevel(level)
     return path
 
 
@@ -422,6 +444,24 @@ def _read_history(checkpoint_dir):
         except ValueError as error:
             raise ValueError(f"{path} is not valid JSON ({error}); repair or remove it to "
                              "resume (the checkpoints do not depend on it).") from None
+
+
+def _save(manager, checkpoint_dir, history):
+    """Saves the epoch's history and checkpoint; a full disk is an OSError that says what
+    survived."""
+    epoch = len(history)
+    try:
+        # History first: a run stopped between the two writes resumes from the older
+        # checkpoint and cuts the history back to it, so no epoch is ever missing.
+        _write_history(checkpoint_dir, history)
+        manager.save(checkpoint_number=epoch)
+    except (tf.errors.ResourceExhaustedError, OSError) as error:
+        if isinstance(error, OSError) and error.errno != errno.ENOSPC:
+            raise
+        raise OSError(errno.ENOSPC, (
+            f"No space left on the disk while saving epoch {epoch}'s checkpoint in "
+            f"{checkpoint_dir}; the checkpoints of earlier epochs are intact. Free some space "
+            "and run the same command again to resume from the newest of them.")) from None
 
 
 def _write_history(checkpoint_dir, history):

@@ -10,9 +10,11 @@ travel as text files in `assets/`. Load it with only TensorFlow and TensorFlow T
 """
 
 import collections
+import contextlib
 import functools
 import numbers
 import os
+import re
 import tempfile
 
 import tensorflow as tf
@@ -22,8 +24,11 @@ from keras_s2s.beam_search import beam_search
 from keras_s2s.fast.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
 from keras_s2s.fast.projection import BFloat16Projection
 from keras_s2s.fast.shards import search_in_shards_or_whole
+from keras_s2s.locks import exclusive, write_whole
+from keras_s2s.restore import damage_reported
 from keras_s2s.search import SearchResult, greedy_search, sample_search
-from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor
+from keras_s2s.startup import is_sentencepiece_info_line, native_lines_hidden
+from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor, texts_tensor
 
 # Server contract: named inputs, named outputs, batch first on every output.
 TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -69,7 +74,8 @@ class Translator(tf.Module):
             `length_penalty`); the "serving_default" signature.
         greedy(text): the most likely token at every step.
         beam(text, beam_size): beam search; adds `nbest` (batch, k) string and
-            `nbest_scores` (batch, k) float32, best first.
+            `nbest_scores` (batch, k) float32, best first. `beam_size` is clamped to
+            [1, `config.MAX_BEAM_SIZE`].
         sample(text, temperature, top_k, top_p, seed): a random translation; the same text
             with the same seed always gives the same output, whatever else is in the batch.
 
@@ -232,7 +238,8 @@ class Translator(tf.Module):
                                   row_inputs.get("keys"), row_inputs["source_mask"])
 
     def _beam(self, text, beam_size):
-        beam_size = tf.maximum(beam_size, 1)
+        # A server cannot raise a Python error to its client: sizes out of range are clamped.
+        beam_size = tf.clip_by_value(beam_size, 1, config_lib.MAX_BEAM_SIZE)
 
         def search(source, rows):
             return beam_search(self._step, source.state, _start_tokens(rows), END_ID,
@@ -312,9 +319,15 @@ class Translator(tf.Module):
     def save(self, path, warmup_texts=WARMUP_TEXTS):
         """Writes the SavedModel with all four signatures to `path`; returns `path`.
 
-        `assets.extra/tf_serving_warmup_requests` gets one request per signature with
-        `warmup_texts`, which TensorFlow Serving replays when it loads the model.
+        `path` must not exist or be empty: no export is ever overwritten. The SavedModel is
+        written beside it and renamed into place (`locks.write_whole`), so a model server
+        watching the folder never loads half of it. `assets.extra/tf_serving_warmup_requests`
+        gets one request per signature with `warmup_texts`, which TensorFlow Serving replays
+        when it loads the model.
         """
+        return write_whole(path, functools.partial(self._write, warmup_texts=warmup_texts), "path")
+
+    def _write(self, path, warmup_texts):
         signatures = {"serving_default": self.translate.get_concrete_function(),
                       "greedy": self.greedy.get_concrete_function(),
                       "beam": self.beam.get_concrete_function(),
@@ -333,7 +346,6 @@ class Translator(tf.Module):
             from keras_s2s.serving import write_warmup_requests
 
             write_warmup_requests(path, list(warmup_texts), os.path.basename(os.path.dirname(path)))
-        return path
 
 
 _Source = collections.namedtuple("_Source", ["state", "row_inputs"])
@@ -371,23 +383,45 @@ def next_version_path(base_dir, name):
     """`base_dir/name/<n>` for the next unused integer version (1 for a new name).
 
     TensorFlow Serving reads `<model>/<version>/` folders and serves the highest version;
-    writing a new number, never an existing one, keeps earlier exports intact.
+    writing a new number, never an existing one, keeps earlier exports intact. Only names of
+    ASCII digits are versions, as for the server ("²" is a digit to Python, not to it).
     """
     if not name or os.sep in name or name in (".", ".."):
         raise ValueError(f"name must be a plain folder name; got {name!r}.")
     folder = os.path.join(base_dir, name)
     entries = os.listdir(folder) if os.path.isdir(folder) else []
-    versions = [int(entry) for entry in entries if entry.isdigit()]
+    versions = [int(entry) for entry in entries if re.fullmatch(r"[0-9]+", entry)]
     return os.path.join(folder, str(max(versions, default=0) + 1))
 
 
+@contextlib.contextmanager
+def next_version(base_dir, name):
+    """Holds `base_dir/name` while the block writes the next version, whose path it yields;
+    a second export to the same name meanwhile fails at once (`locks.FolderInUseError`)."""
+    next_version_path(base_dir, name)  # checks the name before a folder is made for it
+    with exclusive(os.path.join(base_dir, name), "name", lock_name=".next-version.lock",
+                   remove_after=True):
+        yield next_version_path(base_dir, name)
+
+
 def load(path):
-    """Loads an exported translator; call `.translate(tf.constant([...]))` on the result."""
+    """Loads an exported translator; call `.translate(tf.constant([...]))` on the result.
+
+    Raises:
+        ValueError: `path` holds no SavedModel, a damaged one (missing or truncated files),
+            or one that is not a keras_s2s export; the message says which.
+    """
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise ValueError(f"No SavedModel at model={path!r} (expected {path}/saved_model.pb).")
     import tensorflow_text  # noqa: F401  registers the text ops the graph uses
 
-    return tf.saved_model.load(path)
+    with damage_reported(path, "model"), native_lines_hidden(is_sentencepiece_info_line):
+        translator = tf.saved_model.load(path)
+    missing = [name for name in SIGNATURE_NAMES if name not in translator.signatures]
+    if missing or not callable(getattr(translator, "translate", None)):
+        raise ValueError(f"model={path!r} is a SavedModel but not a keras_s2s export (it has "
+                         f"no {', '.join(missing) or 'translate'} signature).")
+    return translator
 
 
 def translate_in_batches(translator, texts, batch_size=256, beam_size=None):
@@ -399,9 +433,11 @@ def translate_in_batches(translator, texts, batch_size=256, beam_size=None):
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    if beam_size is not None:
+        config_lib.check_beam_size(beam_size)
     results = {}
     for start in range(0, len(texts), batch_size):
-        batch = tf.constant(texts[start:start + batch_size], tf.string)
+        batch = texts_tensor(texts[start:start + batch_size])
         if beam_size is None:
             outputs = translator.translate(batch)
         else:
