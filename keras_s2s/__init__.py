@@ -2,10 +2,14 @@
 
 Each public name is imported from its module on first use (PEP 562), so `import keras_s2s`
 and `keras-s2s --help` start without loading TensorFlow; the first use loads it without its
-start-up log lines (`keras_s2s.startup`).
+start-up log lines (`keras_s2s.startup`). The package's Keras classes are registered as soon
+as Keras is loaded (`keras_s2s.registration`), so `keras.saving.load_model` finds them after
+`import keras_s2s` alone.
 """
 
 import importlib
+
+from keras_s2s import registration
 
 __version__ = "0.1.0"
 
@@ -45,6 +49,9 @@ def __getattr__(name):
     value = getattr(importlib.import_module(f"keras_s2s.{_EXPORTS[name]}"), name)
     globals()[name] = value  # later uses skip this function
     return value
+
+
+registration.install()
 
 
 def __dir__():

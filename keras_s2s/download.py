@@ -1,21 +1,24 @@
 """Fetching a corpus the way the TensorFlow NMT tutorial does, safely and verifiably.
 
-`download_anki_spa_eng()` gets the tutorial's Spanish-English archive (cached by
+`download_anki_spa_eng()` gets the tutorial's Spanish-English archive over HTTPS (cached by
 `keras.utils.get_file`), checks its size and SHA-256, extracts it without letting any member
 escape the target folder, and returns the path of `spa.txt` (`english<TAB>spanish` lines,
 read with `read_tsv_pairs(path, 1, 0)` for spa->eng).
 
-The publisher gives no checksum for that archive, so the first download records its SHA-256
-beside the file and every later use verifies against the record ("trust on first use"); pass
-`sha256=` to pin a digest you trust instead.
+The publisher gives no checksum for that archive, and no copy of it lies beside the project
+to take one from, so no digest can be pinned in this code. The first download is therefore
+trusted on first use: its SHA-256 is recorded beside the file, the message says so, and every
+later use is checked against that record. Pass `sha256=` (a digest you obtained another way)
+to check the very first download too; a mismatch is refused with both digests.
 """
 
 import dataclasses
-import hashlib
 import os
 import zipfile
 
 import keras
+
+from keras_s2s.data import sha256_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,23 +30,22 @@ class Archive:
 
 
 ANKI_SPA_ENG = Archive(
-    url="http://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip",
+    url="https://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip",
     file_name="spa-eng.zip", size=2638744, member="spa-eng/spa.txt")
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(archive, cache_dir=None, sha256=None):
     """Downloads `archive` (or finds it cached), verifies it and returns its local path.
 
+    Args:
+        archive: what to fetch (`Archive`).
+        cache_dir: the cache folder (default: Keras' own, ~/.keras).
+        sha256: the digest the file must have; without it, the digest recorded at the first
+            download (trust on first use).
+
     Raises:
-        ValueError: the size or digest differs from what is expected.
+        ValueError: the size or digest differs from what is expected; the message gives the
+            expected and the received digest.
     """
     if cache_dir is not None:
         # get_file silently falls back to /tmp/.keras when cache_dir does not exist yet.
@@ -56,15 +58,20 @@ def download(archive, cache_dir=None, sha256=None):
                          "different download. Delete it and try again.")
     actual = sha256_of(path)
     record = path + ".sha256"
-    if sha256 is None and os.path.exists(record):
+    expected, source = sha256, "the sha256 argument"
+    if expected is None and os.path.exists(record):
         with open(record, encoding="ascii") as file:
-            sha256 = file.read().strip()
-    if sha256 is not None and actual != sha256:
-        raise ValueError(f"{path} has SHA-256 {actual}, expected {sha256}. Delete it and "
-                         "download again, or check where it came from.")
+            expected, source = file.read().strip(), f"the digest recorded at the first download ({record})"
+    if expected is not None and actual != expected.lower():
+        raise ValueError(f"{path} has SHA-256 {actual}, but {source} is {expected}. Delete it "
+                         "and download again, or check where it came from.")
     if not os.path.exists(record):
         with open(record, "w", encoding="ascii") as file:
             file.write(actual + "\n")
+        if sha256 is None:
+            print(f"{archive.file_name}: its publisher gives no checksum, so this first download "
+                  f"is trusted on first use; its SHA-256 {actual} is recorded in {record} and "
+                  "every later use is checked against it.")
     return path
 
 

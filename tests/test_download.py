@@ -65,3 +65,16 @@ def test_extraction_refuses_members_that_escape_the_folder(tmp_path):
         archive.writestr(info, "/etc/passwd")
     with pytest.raises(ValueError, match="symbolic link"):
         safe_extract(link, tmp_path / "target3")
+
+
+def test_https_and_trust_on_first_use_said_and_both_digests_named(tmp_path, capsys):
+    assert ANKI_SPA_ENG.url.startswith("https://")
+    source = make_archive(tmp_path, {"spa-eng/spa.txt": "Go.\tVe.\n"})
+    download(local(source), str(tmp_path / "cache"))
+    assert "trusted on first use" in capsys.readouterr().out
+    download(local(source), str(tmp_path / "cache"))  # checked against the record, quietly
+    assert capsys.readouterr().out == ""
+    wrong = "0" * 64
+    with pytest.raises(ValueError) as refused:
+        download(local(source), str(tmp_path / "pinned"), sha256=wrong)
+    assert sha256_of(source) in str(refused.value) and wrong in str(refused.value)
