@@ -91,20 +91,19 @@ def raw_lines(path):
                 if number == 1:
                     _check_not_wide(path, raw_line)
                 yield number, raw_line
-    except gzip.BadGzipFile as error:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        if isinstance(error, EOFError):
+            raise ValueError(f"{path} is truncated: its gzip data ends after line {number}, "
+                             "before the end of the stream; copy or download it again.") from None
         if number == 0 and "Not a gzipped file" in str(error):
             with open(path, "rb") as file:
                 start = file.read(8)
             raise ValueError(f"{path} is not gzip data (it starts with {start!r}), though its "
                              "name ends in .gz; if it is plain text, rename it without .gz."
                              ) from None
-        raise ValueError(f"{path} is damaged after line {number}: {error}.") from None
-    except EOFError:
-        raise ValueError(f"{path} is truncated: its gzip data ends after line {number}, before "
-                         "the end of the stream; copy or download it again.") from None
-    except zlib.error as error:
-        raise ValueError(f"{path} is damaged after line {number}: {error}; copy or download "
-                         "it again.") from None
+        place = f"after line {number}" if number else "before its first line"
+        raise ValueError(f"{path} is damaged {place} ({error}); copy or download it again."
+                         ) from None
 
 
 def read_lines(path):

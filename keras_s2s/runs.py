@@ -22,7 +22,7 @@ from keras_s2s.data import content_fingerprint, make_dataset, read_tsv_pairs, sp
 from keras_s2s.locks import exclusive, refuse_non_empty
 from keras_s2s.metrics import corpus_bleu, corpus_chrf, exact_match
 from keras_s2s.model import CONFIG_FILE, Seq2Seq
-from keras_s2s.training import average_checkpoints, train
+from keras_s2s.training import average_checkpoints, disk_full_explained, train
 from keras_s2s.translator import translate_in_batches
 
 DATA_SOURCE_FILE = "data_source.json"
@@ -127,8 +127,10 @@ def _train_run(checkpoint_dir, task, pairs_path, corpus, data_dir, preset_name, 
         # Only the training settings can change (more epochs); the vocabularies stay as
         # they are, and config.json is replaced whole so a kill never leaves half of it.
         temporary = os.path.join(checkpoint_dir, CONFIG_FILE + ".tmp")
-        config_lib.save_json(temporary, model=model_config, train=train_config)
-        os.replace(temporary, os.path.join(checkpoint_dir, CONFIG_FILE))
+        with disk_full_explained(f"writing {CONFIG_FILE} in {checkpoint_dir}",
+                                 "the run's files are as they were"):
+            config_lib.save_json(temporary, model=model_config, train=train_config)
+            os.replace(temporary, os.path.join(checkpoint_dir, CONFIG_FILE))
     else:
         model = Seq2Seq.from_pairs(train_pairs, model_config)
         model.save_spec(checkpoint_dir, train_config)

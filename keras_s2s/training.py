@@ -15,6 +15,7 @@ checkpoint that does not fit the model (other vocabularies) stops with an error 
 file and the sizes; nothing saved is ever overwritten or deleted silently.
 """
 
+import contextlib
 import errno
 import glob
 import json
@@ -90,7 +91,7 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
 
     Raises:
         locks.FolderInUseError: another process is training in `checkpoint_dir`.
-        OSError: the disk filled while a checkpoint was written (errno ENOSPC); the earlier
+        DiskFullError: the disk filled while a checkpoint was written; the earlier
             checkpoints are intact and the same call resumes once space is freed.
     """
     if not checkpoint_dir:
@@ -446,22 +447,38 @@ def _read_history(checkpoint_dir):
                              "resume (the checkpoints do not depend on it).") from None
 
 
-def _save(manager, checkpoint_dir, history):
-    """Saves the epoch's history and checkpoint; a full disk is an OSError that says what
-    survived."""
-    epoch = len(history)
+class DiskFullError(OSError):
+    """The disk filled while a run wrote its files; the message says what survived."""
+
+    def __init__(self, message):
+        super().__init__(errno.ENOSPC, message)
+
+    def __str__(self):
+        return self.strerror
+
+
+@contextlib.contextmanager
+def disk_full_explained(writing, intact):
+    """Turns a full disk while `writing` into a `DiskFullError` that says what is `intact`
+    and how to go on."""
     try:
+        yield
+    except (tf.errors.ResourceExhaustedError, OSError) as error:
+        if isinstance(error, OSError) and error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFullError(f"No space left on the disk while {writing}; {intact}. Free some "
+                            "space and run the same command again to resume.") from None
+
+
+def _save(manager, checkpoint_dir, history):
+    """Saves the epoch's history and checkpoint."""
+    epoch = len(history)
+    with disk_full_explained(f"saving epoch {epoch}'s checkpoint in {checkpoint_dir}",
+                             "the checkpoints of earlier epochs are intact"):
         # History first: a run stopped between the two writes resumes from the older
         # checkpoint and cuts the history back to it, so no epoch is ever missing.
         _write_history(checkpoint_dir, history)
         manager.save(checkpoint_number=epoch)
-    except (tf.errors.ResourceExhaustedError, OSError) as error:
-        if isinstance(error, OSError) and error.errno != errno.ENOSPC:
-            raise
-        raise OSError(errno.ENOSPC, (
-            f"No space left on the disk while saving epoch {epoch}'s checkpoint in "
-            f"{checkpoint_dir}; the checkpoints of earlier epochs are intact. Free some space "
-            "and run the same command again to resume from the newest of them.")) from None
 
 
 def _write_history(checkpoint_dir, history):

@@ -236,7 +236,7 @@ def damaged_gzip_files(folder):
 def test_a_damaged_gzip_file_is_named_in_one_line(tmp_path, capsys):
     files = damaged_gzip_files(tmp_path)
     messages = {"truncated.tsv.gz": "is truncated: its gzip data ends after line",
-                "corrupt.tsv.gz": "is damaged after line",
+                "corrupt.tsv.gz": "is damaged before its first line (Error -3 while decompressing",
                 "plain.tsv.gz": "is not gzip data (it starts with b'March 3,')"}
     for name, path in files.items():
         with pytest.raises(ValueError, match="") as error:
@@ -309,10 +309,10 @@ def test_a_savedmodel_of_another_kind_is_named_in_one_line(tmp_path, capsys):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 4 MiB tmpfs: a disk that can really fill."""
+    """A 16 MiB tmpfs: a disk that can really fill."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
                             capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"a tmpfs cannot be mounted here (mount: {result.stderr.strip()[:200]})")
@@ -339,7 +339,7 @@ def test_a_full_disk_stops_training_with_what_survived_and_it_resumes_once_freed
     dataset = make_dataset(pairs, model, 32)
     train(model, dataset, TrainConfig(epochs=1), checkpoint_dir=str(run), verbose=0)
     filler = fill(small_disk)
-    with pytest.raises(OSError, match=r"No space left on the disk while saving epoch 2's checkpoint"
+    with pytest.raises(OSError, match=r"^No space left on the disk while saving epoch 2's checkpoint"
                        r" in .*; the checkpoints of earlier epochs are intact") as error:
         train(model, dataset, TrainConfig(epochs=2), checkpoint_dir=str(run), verbose=0)
     assert cli._exit_code(error.value) == 1
@@ -363,3 +363,19 @@ def test_import_keras_s2s_alone_lets_keras_load_a_saved_model(dates_model, tmp_p
                             env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["Seq2Seq", model.translate(["March 3, 2021"])[0]]
+
+
+def test_the_command_line_says_what_a_full_disk_left_intact(small_disk, capsys):
+    pairs, _ = tasks.load_task("dates", 200, 10)
+    (small_disk / "pairs.tsv").write_text("".join(f"{source}\t{target}\n" for source, target in pairs))
+    argv = ["train", "--pairs", small_disk / "pairs.tsv", "--preset", "dates", "--checkpoint-dir",
+            small_disk / "run"]
+    assert run_cli(capsys, *argv, "--epochs", "1")[0] == 0
+    filler = fill(small_disk)
+    code, _, err = run_cli(capsys, *argv, "--epochs", "2")
+    assert code == 1 and one_line_error(err).startswith(
+        "keras-s2s train: error: No space left on the disk while writing config.json in ")
+    assert json.loads((small_disk / "run" / "config.json").read_text())["train"]["epochs"] == 1
+    filler.unlink()
+    code, out, err = run_cli(capsys, *argv, "--epochs", "2")
+    assert code == 0 and "Resumed from" in out and "after epoch 1" in out, err
