@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_s2s.config import preset  # noqa: E402
 from keras_s2s.corpora import monolingual_text  # noqa: E402
-from keras_s2s.runs import train_run  # noqa: E402
+from keras_s2s.runs import RunOptions, train_run  # noqa: E402
 from keras_s2s.text import Tokenizer  # noqa: E402
 from keras_s2s.word2vec import learn_word_vectors  # noqa: E402
 
@@ -40,9 +40,9 @@ def run(corpus, arm, vectors, args, work_dir):
         options = dict(source_vectors=vectors, target_vectors=vectors,
                        freeze_vectors=arm == "vectors, frozen")
     start = time.perf_counter()
-    _, history, results = train_run(
+    _, history, results = train_run(RunOptions(
         os.path.join(work_dir, f"{corpus}-{arm.replace(', ', '-')}"), corpus=corpus,
-        data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, **options)
+        data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, **options))
     return {"corpus": corpus, "arm": arm, "epochs": args.epochs,
             "wall_seconds": round(time.perf_counter() - start, 1),
             "val_loss": [round(epoch["val_loss"], 4) for epoch in history],

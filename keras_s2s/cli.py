@@ -7,6 +7,7 @@ at once; TensorFlow's C++ log lines are hidden unless --verbose is given.
 """
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -17,140 +18,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="keras-s2s", description="Sequence-to-sequence learning with attention.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    demo = commands.add_parser("demo", help="train, evaluate and export on an embedded task")
-    demo.add_argument("--output-dir", default="demo_output")
-    demo.add_argument("--task", default="dates", choices=["dates", "toy-ko"])
-    demo.add_argument("--epochs", type=int, help="override the task preset's epochs")
-    demo.add_argument("--train-size", type=int, default=20000)
-    demo.add_argument("--test-size", type=int, default=1000)
-    demo.add_argument("--seed", type=int, default=0)
-
-    train = commands.add_parser("train", help="train with checkpoints; resumes by itself")
-    source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--task", choices=["dates", "toy-ko"], help="an embedded task")
-    source.add_argument("--pairs", help="a TSV file (plain or .gz) of source<TAB>target lines")
-    source.add_argument("--corpus", help="a named corpus in --data-dir: multi30k-de-en, "
-                        "anki-spa-eng, anki-kor-eng, anki-eng-kor, ko-chatbot, ...")
-    train.add_argument("--data-dir", help="folder holding the corpora (with --corpus)")
-    train.add_argument("--average-last", type=int, default=0,
-                       help="average the weights of the last N checkpoints before scoring")
-    train.add_argument("--source-column", type=int, default=0)
-    train.add_argument("--target-column", type=int, default=1)
-    train.add_argument("--checkpoint-dir", required=True)
-    train.add_argument("--preset", help="model and training preset (default: the task's or "
-                       "corpus's own; the ModelConfig/TrainConfig defaults for --pairs)")
-    train.add_argument("--architecture", choices=("rnn", "transformer"),
-                       help="a new model of this architecture with the ModelConfig defaults "
-                       "(for --pairs; a preset brings its own)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--train-size", type=int, default=20000, help="pairs drawn for --task")
-    train.add_argument("--test-size", type=int, default=1000, help="held-out pairs for --task")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--export", help="also export a SavedModel here when training ends")
-    train.add_argument("--log-dir", help="write each epoch's loss, accuracy and learning rate "
-                       "here for TensorBoard (train/ and validation/, as Keras' callback does)")
-    train.add_argument("--source-vectors", help="word2vec or fastText vector file (text, binary "
-                       "or .vec) whose vectors start the source embedding (see docs/word_vectors.md)")
-    train.add_argument("--target-vectors", help="the same for the target embedding")
-    train.add_argument("--freeze-vectors", action="store_true",
-                       help="keep the pretrained embeddings fixed instead of fine-tuning them")
-
-    embeddings = commands.add_parser(
-        "embeddings", help="learn word2vec vectors (skip-gram) from text, tokenised as a model does")
-    embeddings.add_argument("--input", required=True, nargs="+",
-                            help="text files (plain or .gz), one sentence a line; with --side, "
-                            "TSV pair files")
-    embeddings.add_argument("--side", choices=("source", "target"),
-                            help="read this side of TSV pairs (--source-column, --target-column)")
-    embeddings.add_argument("--source-column", type=int, default=0)
-    embeddings.add_argument("--target-column", type=int, default=1)
-    embeddings.add_argument("--output", required=True,
-                            help="vector file to write: .vec (word2vec text) or .bin (binary)")
-    embeddings.add_argument("--tokenizer", choices=("word", "char"), default="word")
-    embeddings.add_argument("--vocabulary", help="a model's vocabulary file (source_vocab.txt "
-                            "with its .spm beside it): tokenise into its SentencePiece pieces")
-    embeddings.add_argument("--cased", action="store_true", help="keep case (models case-fold "
-                            "unless their config says lowercase=false)")
-    embeddings.add_argument("--normalization", default="NFKC")
-    embeddings.add_argument("--dim", type=int, default=128, help="vector width (a model's "
-                            "embedding_dim, or its units for a Transformer, needs no projection)")
-    embeddings.add_argument("--window", type=int, default=5)
-    embeddings.add_argument("--min-count", type=int, default=2)
-    embeddings.add_argument("--epochs", type=int, default=5)
-    embeddings.add_argument("--seed", type=int, default=0)
-
-    translate = commands.add_parser("translate", help="translate with an exported SavedModel")
-    translate.add_argument("--model", required=True, help="SavedModel directory")
-    translate.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
-    translate.add_argument("--json", action="store_true", help="print text and score as JSON")
-
-    evaluate = commands.add_parser("evaluate", help="translate a file and print BLEU/chrF as JSON")
-    evaluate.add_argument("--model", required=True, help="SavedModel directory")
-    evaluate.add_argument("--source", required=True, help="source sentences, one a line (.gz ok)")
-    evaluate.add_argument("--reference", required=True, help="reference translations, aligned")
-    evaluate.add_argument("--beam-size", type=_beam_size, help="beam search (default: the model's decoding)")
-    evaluate.add_argument("--lowercase", action="store_true", help="lower-cased BLEU and chrF")
-    evaluate.add_argument("--tokenize", default="13a", help="sacreBLEU tokeniser ('char' for Korean)")
-    evaluate.add_argument("--hypotheses", help="write the translations to this file")
-    evaluate.add_argument("--batch-size", type=int, default=64)
-
-    plot = commands.add_parser("plot", help="plot the attention of one translation")
-    plot.add_argument("--model", required=True, help="SavedModel directory")
-    plot.add_argument("text")
-    plot.add_argument("--output", help="PNG heatmap to write (default: attention.png, unless "
-                      "--html is given)")
-    plot.add_argument("--html", help="write the interactive view here: one self-contained "
-                      "HTML file (tokens, heatmap, n-best list, a Transformer's layers and heads)")
-    plot.add_argument("--beam-size", type=_beam_size)
-
-    client = commands.add_parser("client", help="translate with a model behind TensorFlow Serving")
-    client.add_argument("--model", required=True, help="the model's name on the server")
-    server = client.add_mutually_exclusive_group(required=True)
-    server.add_argument("--url", help="REST base URL, e.g. http://localhost:8501")
-    server.add_argument("--grpc", help="gRPC address, e.g. localhost:8500")
-    client.add_argument("--version", type=int, help="a specific model version")
-    client.add_argument("--signature", default="serving_default",
-                        choices=["serving_default", "greedy", "beam", "sample"])
-    client.add_argument("--beam-size", type=_beam_size, default=4, help="for --signature beam")
-    client.add_argument("--temperature", type=float, default=1.0, help="for --signature sample")
-    client.add_argument("--top-k", type=int, default=0, help="for --signature sample")
-    client.add_argument("--top-p", type=float, default=1.0, help="for --signature sample")
-    client.add_argument("--seed", type=int, default=0, help="for --signature sample")
-    client.add_argument("--timeout", type=float, default=10.0)
-    client.add_argument("texts", nargs="+")
-
-    export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel "
-                                 "(or a Transformer as a CTranslate2 model)")
-    origin = export.add_mutually_exclusive_group(required=True)
-    origin.add_argument("--checkpoint-dir")
-    origin.add_argument("--from-saved-model", help="start from this exported SavedModel (its "
-                        "variables and assets/), no checkpoint needed: re-export it with today's "
-                        "graph, or convert it with --format ctranslate2")
-    export.add_argument("--format", choices=("savedmodel", "ctranslate2"), default="savedmodel",
-                        help="ctranslate2: a CTranslate2 model directory of a Transformer, "
-                        "with its vocabularies and SentencePiece models (serving/README.md)")
-    export.add_argument("--quantization", help="with --format ctranslate2: weight type "
-                        "(int8, int8_float32, float16, ...; default float32)")
-    destination = export.add_mutually_exclusive_group(required=True)
-    destination.add_argument("--output", help="SavedModel directory to write (must not exist)")
-    destination.add_argument("--name", help="write BASE_DIR/NAME/<next version>/ for serving")
-    export.add_argument("--base-dir", default="saved_models")
-    export.add_argument("--average-last", type=int, default=0,
-                        help="export the mean weights of the last N checkpoints")
-    export.add_argument("--projection-dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="bfloat16: faster output projection on CPUs with bfloat16 "
-                             "instructions (see benchmarks/README.md)")
-    export.add_argument("--jit-compile", action="store_true",
-                        help="greedy decoding of 1-4 sentences as one XLA program: lower "
-                             "latency; TensorFlow Serving then needs "
-                             "--xla_cpu_compilation_enabled=true")
-    export.add_argument("--shards", type=int, default=1,
-                        help="decode a batch in this many shards at once, one per core; for "
-                             "a server run with one thread per op "
-                             "(--tensorflow_intra_op_parallelism=1)")
-
+    for add_command in (_add_demo, _add_train, _add_embeddings, _add_translate, _add_evaluate,
+                        _add_plot, _add_client, _add_export):
+        add_command(commands)
     verbose_help = "show TensorFlow's C++ start-up and log lines (hidden by default)"
     parser.add_argument("--verbose", action="store_true", help=verbose_help)
     for command in commands.choices.values():
@@ -162,9 +32,7 @@ def main(argv=None):
     if args.command != "client" or args.grpc:  # the REST client needs no TensorFlow
         _import_tensorflow(args.verbose)
     try:
-        return {"demo": _demo, "train": _train, "translate": _translate, "evaluate": _evaluate,
-                "plot": _plot, "client": _client, "export": _export,
-                "embeddings": _embeddings}[args.command](args)
+        return args.handler(args)
     except Exception as error:  # sorted by _exit_code; the rest re-raised
         code = _exit_code(error)
         if code is None:
@@ -221,6 +89,17 @@ def _import_tensorflow(verbose):
     import_tensorflow_quietly()
 
 
+def _add_demo(commands):
+    demo = commands.add_parser("demo", help="train, evaluate and export on an embedded task")
+    demo.add_argument("--output-dir", default="demo_output")
+    demo.add_argument("--task", default="dates", choices=["dates", "toy-ko"])
+    demo.add_argument("--epochs", type=int, help="override the task preset's epochs")
+    demo.add_argument("--train-size", type=int, default=20000)
+    demo.add_argument("--test-size", type=int, default=1000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_demo)
+
+
 def _demo(args):
     from keras_s2s.demo import run_demo
 
@@ -229,18 +108,76 @@ def _demo(args):
     return 0
 
 
-def _train(args):
-    from keras_s2s.runs import train_run
+def _add_train(commands):
+    train = commands.add_parser("train", help="train with checkpoints; resumes by itself")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", choices=["dates", "toy-ko"], help="an embedded task")
+    source.add_argument("--pairs", dest="pairs_path", metavar="PAIRS",
+                        help="a TSV file (plain or .gz) of source<TAB>target lines")
+    source.add_argument("--corpus", help="a named corpus in --data-dir: multi30k-de-en, "
+                        "anki-spa-eng, anki-kor-eng, anki-eng-kor, ko-chatbot, ...")
+    train.add_argument("--data-dir", help="folder holding the corpora (with --corpus)")
+    train.add_argument("--average-last", type=int, default=0,
+                       help="average the weights of the last N checkpoints before scoring")
+    train.add_argument("--source-column", type=int, default=0)
+    train.add_argument("--target-column", type=int, default=1)
+    train.add_argument("--checkpoint-dir", required=True)
+    train.add_argument("--preset", dest="preset_name", metavar="PRESET",
+                       help="model and training preset (default: the task's or corpus's own; "
+                       "the ModelConfig/TrainConfig defaults for --pairs)")
+    train.add_argument("--architecture", choices=("rnn", "transformer"),
+                       help="a new model of this architecture with the ModelConfig defaults "
+                       "(for --pairs; a preset brings its own)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--train-size", type=int, default=20000, help="pairs drawn for --task")
+    train.add_argument("--test-size", type=int, default=1000, help="held-out pairs for --task")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--export", dest="export_path", metavar="PATH",
+                       help="also export a SavedModel here when training ends")
+    train.add_argument("--log-dir", help="write each epoch's loss, accuracy and learning rate "
+                       "here for TensorBoard (train/ and validation/, as Keras' callback does)")
+    train.add_argument("--source-vectors", help="word2vec or fastText vector file (text, binary "
+                       "or .vec) whose vectors start the source embedding (see docs/word_vectors.md)")
+    train.add_argument("--target-vectors", help="the same for the target embedding")
+    train.add_argument("--freeze-vectors", action="store_true",
+                       help="keep the pretrained embeddings fixed instead of fine-tuning them")
+    train.set_defaults(handler=_train)
 
-    train_run(task=args.task, pairs_path=args.pairs, corpus=args.corpus, data_dir=args.data_dir,
-              checkpoint_dir=args.checkpoint_dir, preset_name=args.preset, epochs=args.epochs,
-              batch_size=args.batch_size, train_size=args.train_size, test_size=args.test_size,
-              seed=args.seed, source_column=args.source_column,
-              target_column=args.target_column, average_last=args.average_last,
-              export_path=args.export, log_dir=args.log_dir, architecture=args.architecture,
-              source_vectors=args.source_vectors, target_vectors=args.target_vectors,
-              freeze_vectors=args.freeze_vectors)
+
+def _train(args):
+    from keras_s2s.runs import RunOptions, train_run
+
+    train_run(RunOptions(**{field.name: getattr(args, field.name)
+                            for field in dataclasses.fields(RunOptions)}))
     return 0
+
+
+def _add_embeddings(commands):
+    embeddings = commands.add_parser(
+        "embeddings", help="learn word2vec vectors (skip-gram) from text, tokenised as a model does")
+    embeddings.add_argument("--input", required=True, nargs="+",
+                            help="text files (plain or .gz), one sentence a line; with --side, "
+                            "TSV pair files")
+    embeddings.add_argument("--side", choices=("source", "target"),
+                            help="read this side of TSV pairs (--source-column, --target-column)")
+    embeddings.add_argument("--source-column", type=int, default=0)
+    embeddings.add_argument("--target-column", type=int, default=1)
+    embeddings.add_argument("--output", required=True,
+                            help="vector file to write: .vec (word2vec text) or .bin (binary)")
+    embeddings.add_argument("--tokenizer", choices=("word", "char"), default="word")
+    embeddings.add_argument("--vocabulary", help="a model's vocabulary file (source_vocab.txt "
+                            "with its .spm beside it): tokenise into its SentencePiece pieces")
+    embeddings.add_argument("--cased", action="store_true", help="keep case (models case-fold "
+                            "unless their config says lowercase=false)")
+    embeddings.add_argument("--normalization", default="NFKC")
+    embeddings.add_argument("--dim", type=int, default=128, help="vector width (a model's "
+                            "embedding_dim, or its units for a Transformer, needs no projection)")
+    embeddings.add_argument("--window", type=int, default=5)
+    embeddings.add_argument("--min-count", type=int, default=2)
+    embeddings.add_argument("--epochs", type=int, default=5)
+    embeddings.add_argument("--seed", type=int, default=0)
+    embeddings.set_defaults(handler=_embeddings)
 
 
 def _embeddings(args):
@@ -254,6 +191,14 @@ def _embeddings(args):
                                epochs=args.epochs, seed=args.seed)
     print(f"Wrote {len(vectors):,} vectors of {vectors.vector_size} dimensions to {args.output}")
     return 0
+
+
+def _add_translate(commands):
+    translate = commands.add_parser("translate", help="translate with an exported SavedModel")
+    translate.add_argument("--model", required=True, help="SavedModel directory")
+    translate.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
+    translate.add_argument("--json", action="store_true", help="print text and score as JSON")
+    translate.set_defaults(handler=_translate)
 
 
 def _translate(args):
@@ -277,6 +222,19 @@ def _translate(args):
     return 0
 
 
+def _add_evaluate(commands):
+    evaluate = commands.add_parser("evaluate", help="translate a file and print BLEU/chrF as JSON")
+    evaluate.add_argument("--model", required=True, help="SavedModel directory")
+    evaluate.add_argument("--source", required=True, help="source sentences, one a line (.gz ok)")
+    evaluate.add_argument("--reference", required=True, help="reference translations, aligned")
+    evaluate.add_argument("--beam-size", type=_beam_size, help="beam search (default: the model's decoding)")
+    evaluate.add_argument("--lowercase", action="store_true", help="lower-cased BLEU and chrF")
+    evaluate.add_argument("--tokenize", default="13a", help="sacreBLEU tokeniser ('char' for Korean)")
+    evaluate.add_argument("--hypotheses", help="write the translations to this file")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.set_defaults(handler=_evaluate)
+
+
 def _evaluate(args):
     from keras_s2s.evaluation import evaluate_files
 
@@ -284,6 +242,18 @@ def _evaluate(args):
                                     args.lowercase, args.tokenize, args.hypotheses,
                                     args.batch_size)))
     return 0
+
+
+def _add_plot(commands):
+    plot = commands.add_parser("plot", help="plot the attention of one translation")
+    plot.add_argument("--model", required=True, help="SavedModel directory")
+    plot.add_argument("text")
+    plot.add_argument("--output", help="PNG heatmap to write (default: attention.png, unless "
+                      "--html is given)")
+    plot.add_argument("--html", help="write the interactive view here: one self-contained "
+                      "HTML file (tokens, heatmap, n-best list, a Transformer's layers and heads)")
+    plot.add_argument("--beam-size", type=_beam_size)
+    plot.set_defaults(handler=_plot)
 
 
 def _plot(args):
@@ -305,6 +275,25 @@ def _plot(args):
     return 0
 
 
+def _add_client(commands):
+    client = commands.add_parser("client", help="translate with a model behind TensorFlow Serving")
+    client.add_argument("--model", required=True, help="the model's name on the server")
+    server = client.add_mutually_exclusive_group(required=True)
+    server.add_argument("--url", help="REST base URL, e.g. http://localhost:8501")
+    server.add_argument("--grpc", help="gRPC address, e.g. localhost:8500")
+    client.add_argument("--version", type=int, help="a specific model version")
+    client.add_argument("--signature", default="serving_default",
+                        choices=["serving_default", "greedy", "beam", "sample"])
+    client.add_argument("--beam-size", type=_beam_size, default=4, help="for --signature beam")
+    client.add_argument("--temperature", type=float, default=1.0, help="for --signature sample")
+    client.add_argument("--top-k", type=int, default=0, help="for --signature sample")
+    client.add_argument("--top-p", type=float, default=1.0, help="for --signature sample")
+    client.add_argument("--seed", type=int, default=0, help="for --signature sample")
+    client.add_argument("--timeout", type=float, default=10.0)
+    client.add_argument("texts", nargs="+")
+    client.set_defaults(handler=_client)
+
+
 def _client(args):
     from keras_s2s import serving
 
@@ -320,6 +309,39 @@ def _client(args):
     for text in outputs["text"]:
         print(text)
     return 0
+
+
+def _add_export(commands):
+    export = commands.add_parser("export", help="export a trained checkpoint as a SavedModel "
+                                 "(or a Transformer as a CTranslate2 model)")
+    origin = export.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--checkpoint-dir")
+    origin.add_argument("--from-saved-model", help="start from this exported SavedModel (its "
+                        "variables and assets/), no checkpoint needed: re-export it with today's "
+                        "graph, or convert it with --format ctranslate2")
+    export.add_argument("--format", choices=("savedmodel", "ctranslate2"), default="savedmodel",
+                        help="ctranslate2: a CTranslate2 model directory of a Transformer, "
+                        "with its vocabularies and SentencePiece models (serving/README.md)")
+    export.add_argument("--quantization", help="with --format ctranslate2: weight type "
+                        "(int8, int8_float32, float16, ...; default float32)")
+    destination = export.add_mutually_exclusive_group(required=True)
+    destination.add_argument("--output", help="SavedModel directory to write (must not exist)")
+    destination.add_argument("--name", help="write BASE_DIR/NAME/<next version>/ for serving")
+    export.add_argument("--base-dir", default="saved_models")
+    export.add_argument("--average-last", type=int, default=0,
+                        help="export the mean weights of the last N checkpoints")
+    export.add_argument("--projection-dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16: faster output projection on CPUs with bfloat16 "
+                             "instructions (see benchmarks/README.md)")
+    export.add_argument("--jit-compile", action="store_true",
+                        help="greedy decoding of 1-4 sentences as one XLA program: lower "
+                             "latency; TensorFlow Serving then needs "
+                             "--xla_cpu_compilation_enabled=true")
+    export.add_argument("--shards", type=int, default=1,
+                        help="decode a batch in this many shards at once, one per core; for "
+                             "a server run with one thread per op "
+                             "(--tensorflow_intra_op_parallelism=1)")
+    export.set_defaults(handler=_export)
 
 
 def _export(args):

@@ -10,7 +10,9 @@ import dataclasses
 import glob
 import json
 import os
+import sys
 import time
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -49,15 +51,45 @@ def load_pairs(task=None, pairs_path=None, corpus=None, data_dir=None, train_siz
     return Splits(*split_pairs(pair_file.pairs, validation_fraction, seed=seed), [])
 
 
-def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=None,
-              preset_name=None, epochs=None, batch_size=None, train_size=20000, test_size=1000,
-              seed=0, source_column=0, target_column=1, average_last=0, export_path=None,
-              log_dir=None, architecture=None, source_vectors=None, target_vectors=None,
-              freeze_vectors=False):
-    """Trains (or resumes) a model in `checkpoint_dir`, scores it, optionally exports it;
-    with `log_dir`, each epoch's scalars also go to TensorBoard logs there (`train`).
+@dataclasses.dataclass
+class RunOptions:
+    """What one `keras-s2s train` run is asked to do (its options, by the same names).
+
+    Exactly one of `task`, `pairs_path` and `corpus` names the pairs.
+    """
+
+    checkpoint_dir: str  # config, vocabularies, checkpoints and results; a run here resumes
+    task: Optional[str] = None  # an embedded task (tasks.py): "dates" or "toy-ko"
+    pairs_path: Optional[str] = None  # a TSV file (plain or .gz) of source<TAB>target lines
+    corpus: Optional[str] = None  # a named corpus (corpora.py) in data_dir
+    data_dir: Optional[str] = None  # the folder holding the named corpora
+    preset_name: Optional[str] = None  # default: the task's or corpus's own preset
+    architecture: Optional[str] = None  # "rnn" or "transformer", for a new model without preset
+    epochs: Optional[int] = None  # overrides the preset's
+    batch_size: Optional[int] = None  # overrides the preset's
+    train_size: int = 20000  # pairs drawn for a task
+    test_size: int = 1000  # held-out pairs drawn for a task
+    seed: int = 0  # of a new run (a resumed one keeps its own)
+    source_column: int = 0  # the TSV column of the source side
+    target_column: int = 1  # the TSV column of the target side
+    average_last: int = 0  # score (and export) the mean weights of the last N checkpoints
+    export_path: Optional[str] = None  # also export a SavedModel here at the end
+    log_dir: Optional[str] = None  # TensorBoard logs of each epoch's scalars
+    source_vectors: Optional[str] = None  # word vectors that start a new source embedding
+    target_vectors: Optional[str] = None  # the same for the target side
+    freeze_vectors: bool = False  # keep those embeddings fixed
+
+
+def train_run(options, verbose=None):
+    """Trains (or resumes) a model in `options.checkpoint_dir`, scores it, optionally exports
+    it; with `log_dir`, each epoch's scalars also go to TensorBoard logs there (`train`).
     `source_vectors`, `target_vectors` and `freeze_vectors` set the `ModelConfig` fields
     of the same names: pretrained word vectors for a new model's embeddings.
+
+    Args:
+        options: a `RunOptions`.
+        verbose: 1 a progress bar, 2 one line per epoch; by default a progress bar only
+            where standard output is a terminal, so a redirected log holds no escape codes.
 
     Returns (model, history, results); results (also written to results.json) holds
     BLEU, chrF and exact match of greedy and configured decoding on validation and test.
@@ -65,105 +97,125 @@ def train_run(checkpoint_dir, task=None, pairs_path=None, corpus=None, data_dir=
     Raises:
         locks.FolderInUseError: another process is writing to `checkpoint_dir`.
     """
-    refuse_non_empty(export_path, "export_path")
-    with exclusive(checkpoint_dir, "checkpoint_dir"):
-        return _train_run(checkpoint_dir, task, pairs_path, corpus, data_dir, preset_name,
-                          epochs, batch_size, train_size, test_size, seed, source_column,
-                          target_column, average_last, export_path, log_dir, architecture,
-                          source_vectors, target_vectors, freeze_vectors)
+    refuse_non_empty(options.export_path, "export_path")
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    with exclusive(options.checkpoint_dir, "checkpoint_dir"):
+        return _train_run(options, verbose)
 
 
-def _train_run(checkpoint_dir, task, pairs_path, corpus, data_dir, preset_name, epochs,
-               batch_size, train_size, test_size, seed, source_column, target_column,
-               average_last, export_path, log_dir, architecture, source_vectors,
-               target_vectors, freeze_vectors):
+def _train_run(options, verbose):
     # A run resumes once it has saved a checkpoint; one stopped before that starts over.
-    resuming = has_checkpoint(checkpoint_dir)
-    check_data_source(checkpoint_dir, data_source_of(task, pairs_path, corpus, data_dir,
-                                                     train_size, test_size), resuming)
-    vectors = {key: value for key, value in (("source_vectors", source_vectors),
-                                             ("target_vectors", target_vectors),
-                                             ("freeze_vectors", freeze_vectors or None))
-               if value is not None}
-    if resuming:
-        model_config, train_config = config_lib.load_json(os.path.join(checkpoint_dir, CONFIG_FILE))
-        train_config = train_config or config_lib.TrainConfig()
-        asked = dataclasses.replace(config_lib.preset(preset_name)[0], **vectors) if preset_name else None
-        if preset_name and asked != model_config:
-            changed = _differences(model_config, asked)
-            raise ValueError(f"checkpoint_dir={checkpoint_dir!r} holds a model built with other "
-                             f"settings than preset {preset_name!r} ({changed}); leave out "
-                             "--preset to resume it, or use a new --checkpoint-dir.")
-        # The vectors only start a new model; a resumed one must not seem to take new ones.
-        other = {key: value for key, value in vectors.items() if getattr(model_config, key) != value}
-        if other:
-            raise ValueError(f"checkpoint_dir={checkpoint_dir!r} holds a model built with "
-                             f"{ {key: getattr(model_config, key) for key in other} }, not "
-                             f"{other}; leave the vector options out to resume it.")
-    elif preset_name or (task or corpus) in config_lib.PRESETS:
-        model_config, train_config = config_lib.preset(preset_name or task or corpus)
-    else:
-        model_config, train_config = config_lib.ModelConfig(), config_lib.TrainConfig()
-    if architecture and not resuming and architecture != model_config.architecture:
-        if preset_name or (task or corpus) in config_lib.PRESETS:
-            raise ValueError(f"architecture={architecture!r} differs from the preset's "
-                             f"{model_config.architecture!r}; choose a preset of that "
-                             "architecture (e.g. multi30k-de-en-transformer) instead.")
-        model_config = config_lib.ModelConfig(architecture=architecture)
-    if not resuming:
-        model_config = dataclasses.replace(model_config, **vectors)
-    overrides = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size))
-                 if value is not None}
-    train_config = dataclasses.replace(train_config, **overrides)
-    if not resuming:
-        train_config = dataclasses.replace(train_config, seed=seed)
-
+    resuming = has_checkpoint(options.checkpoint_dir)
+    check_data_source(options.checkpoint_dir, data_source_of(
+        options.task, options.pairs_path, options.corpus, options.data_dir, options.train_size,
+        options.test_size), resuming)
+    model_config, train_config = _configs(options, resuming)
     train_pairs, validation_pairs, test_pairs = load_pairs(
-        task, pairs_path, corpus, data_dir, train_size, test_size, train_config.seed,
-        source_column, target_column, train_config.validation_fraction)
+        options.task, options.pairs_path, options.corpus, options.data_dir, options.train_size,
+        options.test_size, train_config.seed, options.source_column, options.target_column,
+        train_config.validation_fraction)
     keras.utils.set_random_seed(train_config.seed)
-    if resuming:
-        model = Seq2Seq.from_spec(checkpoint_dir)
-        # Only the training settings can change (more epochs); the vocabularies stay as
-        # they are, and config.json is replaced whole so a kill never leaves half of it.
-        temporary = os.path.join(checkpoint_dir, CONFIG_FILE + ".tmp")
-        with disk_full_explained(f"writing {CONFIG_FILE} in {checkpoint_dir}",
-                                 "the run's files are as they were"):
-            config_lib.save_json(temporary, model=model_config, train=train_config)
-            os.replace(temporary, os.path.join(checkpoint_dir, CONFIG_FILE))
-    else:
-        model = Seq2Seq.from_pairs(train_pairs, model_config)
-        model.save_spec(checkpoint_dir, train_config)
-        for side, coverage in model.vector_coverage.items():
-            print(f"{side} vectors: {coverage.summary()}")
+    model = _model(options, resuming, model_config, train_config, train_pairs)
     print(f"{model.count_params():,} parameters; {len(train_pairs)} training and "
-          f"{len(validation_pairs)} validation pairs; checkpoints in {checkpoint_dir}")
+          f"{len(validation_pairs)} validation pairs; checkpoints in {options.checkpoint_dir}")
 
     validation = make_dataset(validation_pairs, model, 256, shuffle=False) if validation_pairs else None
     started = time.perf_counter()
     history = train(model, make_dataset(train_pairs, model, train_config.batch_size,
                                         seed=train_config.seed),
-                    train_config, validation_dataset=validation, checkpoint_dir=checkpoint_dir,
-                    log_dir=log_dir)
+                    train_config, validation_dataset=validation,
+                    checkpoint_dir=options.checkpoint_dir, verbose=verbose,
+                    log_dir=options.log_dir)
     results = {"training_seconds_this_run": round(time.perf_counter() - started, 1),
                "training_seconds_all_epochs": round(sum(epoch["seconds"] for epoch in history), 1),
                "parameters": model.count_params()}
     if getattr(model, "vector_coverage", None):
         results["vector_coverage"] = {side: {"found": coverage.found, "total": coverage.total}
                                       for side, coverage in model.vector_coverage.items()}
-    if average_last > 1:
-        averaged = average_checkpoints(model, checkpoint_dir, average_last)
+    if options.average_last > 1:
+        averaged = average_checkpoints(model, options.checkpoint_dir, options.average_last)
         results["averaged_checkpoints"] = [os.path.basename(path) for path in averaged]
         print(f"Averaged the weights of {len(averaged)} checkpoints.")
     for split, pairs in (("validation", validation_pairs), ("test", test_pairs)):
         if pairs:
             results[split] = score_pairs(model, pairs)
             print(f"{split}: {json.dumps(results[split])}")
-    with open(os.path.join(checkpoint_dir, "results.json"), "w", encoding="utf-8") as file:
+    with open(os.path.join(options.checkpoint_dir, "results.json"), "w", encoding="utf-8") as file:
         json.dump(results, file, indent=2)
-    if export_path:
-        print(f"Exported {model.export(export_path)}")
+    if options.export_path:
+        print(f"Exported {model.export(options.export_path)}")
     return model, history, results
+
+
+def _configs(options, resuming):
+    """(ModelConfig, TrainConfig) of the run: the saved ones when resuming (more epochs may be
+    asked for), else the preset's, or the defaults of the asked architecture."""
+    vectors = {key: value for key, value in (("source_vectors", options.source_vectors),
+                                             ("target_vectors", options.target_vectors),
+                                             ("freeze_vectors", options.freeze_vectors or None))
+               if value is not None}
+    has_preset = options.preset_name or (options.task or options.corpus) in config_lib.PRESETS
+    if resuming:
+        model_config, train_config = config_lib.load_json(
+            os.path.join(options.checkpoint_dir, CONFIG_FILE))
+        train_config = train_config or config_lib.TrainConfig()
+        _check_resumable(options, model_config, vectors)
+    elif has_preset:
+        model_config, train_config = config_lib.preset(
+            options.preset_name or options.task or options.corpus)
+    else:
+        model_config, train_config = config_lib.ModelConfig(), config_lib.TrainConfig()
+    if options.architecture and not resuming and options.architecture != model_config.architecture:
+        if has_preset:
+            raise ValueError(f"architecture={options.architecture!r} differs from the preset's "
+                             f"{model_config.architecture!r}; choose a preset of that "
+                             "architecture (e.g. multi30k-de-en-transformer) instead.")
+        model_config = config_lib.ModelConfig(architecture=options.architecture)
+    overrides = {key: value for key, value in (("epochs", options.epochs),
+                                               ("batch_size", options.batch_size))
+                 if value is not None}
+    train_config = dataclasses.replace(train_config, **overrides)
+    if not resuming:
+        model_config = dataclasses.replace(model_config, **vectors)
+        train_config = dataclasses.replace(train_config, seed=options.seed)
+    return model_config, train_config
+
+
+def _check_resumable(options, model_config, vectors):
+    """Refuses a preset or word vectors other than those the saved model was built with."""
+    if options.preset_name:
+        asked = dataclasses.replace(config_lib.preset(options.preset_name)[0], **vectors)
+        if asked != model_config:
+            raise ValueError(f"checkpoint_dir={options.checkpoint_dir!r} holds a model built with "
+                             f"other settings than preset {options.preset_name!r} "
+                             f"({_differences(model_config, asked)}); leave out --preset to "
+                             "resume it, or use a new --checkpoint-dir.")
+    # The vectors only start a new model; a resumed one must not seem to take new ones.
+    other = {key: value for key, value in vectors.items() if getattr(model_config, key) != value}
+    if other:
+        raise ValueError(f"checkpoint_dir={options.checkpoint_dir!r} holds a model built with "
+                         f"{ {key: getattr(model_config, key) for key in other} }, not "
+                         f"{other}; leave the vector options out to resume it.")
+
+
+def _model(options, resuming, model_config, train_config, train_pairs):
+    """The resumed model (its saved vocabularies, no weights yet), or a new one whose
+    vocabularies come from `train_pairs`, with config.json written beside it either way."""
+    if not resuming:
+        model = Seq2Seq.from_pairs(train_pairs, model_config)
+        model.save_spec(options.checkpoint_dir, train_config)
+        for side, coverage in model.vector_coverage.items():
+            print(f"{side} vectors: {coverage.summary()}")
+        return model
+    # Only the training settings can change (more epochs); the vocabularies stay as they
+    # are, and config.json is replaced whole so a kill never leaves half of it.
+    temporary = os.path.join(options.checkpoint_dir, CONFIG_FILE + ".tmp")
+    with disk_full_explained(f"writing {CONFIG_FILE} in {options.checkpoint_dir}",
+                             "the run's files are as they were"):
+        config_lib.save_json(temporary, model=model_config, train=train_config)
+        os.replace(temporary, os.path.join(options.checkpoint_dir, CONFIG_FILE))
+    return Seq2Seq.from_spec(options.checkpoint_dir)
 
 
 def has_checkpoint(checkpoint_dir):

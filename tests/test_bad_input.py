@@ -59,7 +59,7 @@ def test_a_corpus_with_no_usable_pair_stops_training_naming_the_file(tmp_path, c
     path = tmp_path / "empty.tsv"
     path.write_bytes(content)
     with pytest.raises(ValueError, match="empty.tsv.*no usable sentence pair"):
-        runs.train_run(str(tmp_path / "run"), pairs_path=str(path), epochs=1)
+        runs.train_run(runs.RunOptions(str(tmp_path / "run"), pairs_path=str(path), epochs=1))
     assert not tf_checkpoint_files(tmp_path / "run")
 
 
@@ -115,14 +115,15 @@ def test_resuming_with_another_preset_is_refused(copy_run):
     run = copy_run(1)
     message = r"other settings than preset 'dates' \(.*; units: 16 here, 128 in the preset;"
     with pytest.raises(ValueError, match=message):
-        runs.train_run(str(run), task="dates", preset_name="dates", epochs=2, train_size=200,
-                       test_size=10)
+        runs.train_run(runs.RunOptions(str(run), task="dates", preset_name="dates", epochs=2,
+                                       train_size=200, test_size=10))
 
 
 def test_train_refuses_an_export_path_that_holds_something(tmp_path):
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "saved_model.pb").write_bytes(b"an earlier export")
     with pytest.raises(ValueError, match="exists and is not empty"):
-        runs.train_run(str(tmp_path / "run"), task="dates", export_path=str(tmp_path / "export"))
+        runs.train_run(runs.RunOptions(str(tmp_path / "run"), task="dates",
+                                       export_path=str(tmp_path / "export")))
     assert (tmp_path / "export" / "saved_model.pb").read_bytes() == b"an earlier export"
     assert not (tmp_path / "run").exists()
