@@ -55,8 +55,7 @@ def _pyplot():
 def _font_families(labels=()):
     """DejaVu Sans first, then a Hangul font if a label needs one: matplotlib falls back per
     glyph. Labels without Hangul never look for one (nor warn that none is installed)."""
-    if not any(first <= character <= last for label in labels for character in label
-               for first, last in _HANGUL_BLOCKS):
+    if not _has_hangul(labels):
         return ["DejaVu Sans"]
     hangul = hangul_font_family()
     return ["DejaVu Sans"] + ([hangul] if hangul else [])
@@ -87,17 +86,50 @@ def plot_attention(attention, source_tokens, target_tokens, path, title=None):
         height = max(3.0, 0.32 * len(target_tokens) + 1.2)
         figure, axes = pyplot.subplots(figsize=(width, height))
         image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-        axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
+        # Hangul turned on its side is hard to read, so Korean columns keep their labels
+        # horizontal, and the figure widens to fit them side by side.
+        horizontal = _has_hangul(source_tokens)
+        axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=0 if horizontal else 90)
         axes.set_yticks(range(len(target_tokens)), target_tokens)
         axes.set_xlabel("source")
         axes.set_ylabel("output")
         if title:
             axes.set_title(title)
         figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-        figure.tight_layout()
+        _widen_to_fit(figure, axes, horizontal)
         figure.savefig(path, dpi=120, format="png")
         pyplot.close(figure)
     return path if hasattr(path, "write") else pathlib.Path(path)
+
+
+def _has_hangul(labels):
+    return any(first <= character <= last for label in labels for character in label
+               for first, last in _HANGUL_BLOCKS)
+
+
+def _widen_to_fit(figure, axes, horizontal_columns):
+    """Lays `figure` out, widening it until the title and the labels fit: a figure sized for
+    its cells clips a title wider than itself, and horizontal column labels wider than their
+    columns run into each other."""
+    renderer = figure.canvas.get_renderer()
+    width, height = figure.get_size_inches()
+    labels = axes.get_xticklabels() if horizontal_columns else []
+    # Inches each column needs so that two neighbouring labels, centred under their columns,
+    # keep a gap between them.
+    widths = [label.get_window_extent(renderer).width / figure.dpi for label in labels]
+    column = 0.0
+    if widths:
+        column = max((left + right) / 2 for left, right in zip(widths, widths[1:] + [0.0])) + 0.15
+    for _ in range(4):
+        figure.tight_layout()
+        # Inches that the title or labels reach beyond the figure, with a margin kept.
+        short = figure.get_tightbbox(renderer).width + 0.2 - width
+        if labels:
+            short = max(short, column * len(labels) - axes.get_position().width * width)
+        if short <= 0.01:
+            break
+        width += short + 0.05
+        figure.set_size_inches(width, height)
 
 
 def plot_translation(outputs, index=0, path=None, title=None):
