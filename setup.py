@@ -38,7 +38,7 @@ setup(
                  "gensim>=4.4,<5",
                  # tests/test_ctranslate2_export.py converts a trained model and runs it.
                  "ctranslate2>=4.8,<5"],
-        # Notebook 09 learns word vectors with gensim.
+        # Notebook 10 learns word vectors with gensim.
         "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
                       "gensim>=4.4,<5"],
         # Pretrained word vectors (keras_s2s/word_vectors.py reads them, word2vec.py learns
