@@ -29,17 +29,19 @@ import tensorflow as tf
 LUONG_SCORES = ("dot", "general", "concat")
 
 
-def masked_softmax(scores, source_mask):
-    """Softmax over the last axis that gives padded source positions exactly zero weight.
+def masked_softmax(scores, mask):
+    """Softmax over the last axis that gives masked positions exactly zero weight; the one
+    used by every attention of the package, RNN and Transformer.
 
     Args:
-        scores: (batch, t, s) float.
-        source_mask: (batch, s) bool, True where the source holds a real token, or None.
+        scores: (..., t, s) float.
+        mask: bool broadcastable to `scores`, True where attention may go (a real source
+            token, an earlier target position), or None.
     """
-    if source_mask is not None:
+    if mask is not None:
         # The most negative finite value, not -inf, so a row without any real token yields
         # uniform weights instead of NaN.
-        scores = tf.where(source_mask[:, tf.newaxis, :], scores, scores.dtype.min)
+        scores = tf.where(mask, scores, scores.dtype.min)
     return tf.nn.softmax(scores, axis=-1)
 
 
@@ -48,7 +50,8 @@ def attend(scores, values, source_mask):
 
     Returns context (batch, t, units) and weights (batch, t, s).
     """
-    weights = masked_softmax(scores, source_mask)  # (batch, t, s)
+    mask = None if source_mask is None else source_mask[:, tf.newaxis, :]  # (batch, 1, s)
+    weights = masked_softmax(scores, mask)  # (batch, t, s)
     context = tf.matmul(weights, values)  # (batch, t, s) @ (batch, s, units) -> (batch, t, units)
     return context, weights
 
@@ -68,8 +71,8 @@ def _weighted_sum(weights, values):
     """Σ_s weights (batch, s) × values (batch, s, units) -> (batch, units).
 
     A batched matmul pays a fixed cost per call however small it is, so a multiply and a sum
-    is cheaper below about 512 (row, position) pairs and slower above; the size picks the
-    form.
+    is cheaper for small inputs and slower for large ones; the size picks the form, at the
+    crossing `benchmarks/op_choices.py` measures.
     """
     return tf.cond(tf.size(weights) < 512,
                    lambda: tf.reduce_sum(weights[:, :, tf.newaxis] * values, axis=1),

@@ -26,6 +26,7 @@ import collections
 import tensorflow as tf
 
 from keras_s2s.search import open_state, step_with_row_inputs, zero_rows
+from keras_s2s.text import PAD_ID
 
 BeamResult = collections.namedtuple(
     "BeamResult", ["tokens", "lengths", "scores", "log_probs", "step_outputs"])
@@ -50,7 +51,7 @@ def tile_beams(nest, beam_size):
 
 
 def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam_size,
-                alpha=0.6, pad_id=0, row_inputs=None):
+                alpha=0.6, row_inputs=None):
     """Batched beam search in one graph loop.
 
     Args:
@@ -62,7 +63,6 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
         max_length: most tokens per hypothesis.
         beam_size: hypotheses kept per sentence (int or scalar tensor); 1 is greedy search.
         alpha: length-penalty exponent.
-        pad_id: written after a hypothesis has finished.
         row_inputs: optional nest of per-sentence (batch, ...) tensors the step reads but never
             changes (encoder outputs, attention keys, source mask); tiled here. With it, a
             sentence whose hypotheses have all finished leaves the batch, so the model runs
@@ -101,7 +101,7 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
         # A finished hypothesis can only be extended by padding, at no cost: it survives as is.
         frozen = tf.concat([[0.0], tf.fill([width - 1], _NEG_INF)], 0)  # (width,)
         step_log_probs = tf.where(finished[:, :, tf.newaxis], frozen, step_log_probs)
-        top_tokens = tf.where(finished[:, :, tf.newaxis], pad_id, top_tokens)
+        top_tokens = tf.where(finished[:, :, tf.newaxis], PAD_ID, top_tokens)
         candidate_log_probs = log_probs[:, :, tf.newaxis] + step_log_probs  # (in_play, beam, width)
         candidate_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)  # (in_play, beam)
         candidate_scores = (candidate_log_probs
@@ -163,7 +163,7 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
     places, step_tokens, step_parents, step_outputs = (array.concat() for array in records)
     # (t, batch, beam, ...): a sentence that left keeps its hypotheses in place (parents are
     # the identity) and adds padding and zero outputs.
-    step_tokens = tf.tensor_scatter_nd_update(tf.fill([steps, batch, beam_size], pad_id), places,
+    step_tokens = tf.tensor_scatter_nd_update(tf.fill([steps, batch, beam_size], PAD_ID), places,
                                               step_tokens)
     identity = tf.broadcast_to(tf.range(beam_size), [steps, batch, beam_size])
     step_parents = tf.tensor_scatter_nd_update(identity, places, step_parents)

@@ -250,7 +250,8 @@ class Seq2Seq(keras.Model):
     def translator(self, max_length=None):
         """The exportable `Translator` over this model's current weights (cached: it reads
         the model's variables, so it follows further training)."""
-        from keras_s2s.translator import Translator  # translator.py imports this module
+        # Imported where it is used: only a model that translates or exports needs it.
+        from keras_s2s.translator import Translator
 
         cache = self.__dict__.setdefault("_translators", {})
         if max_length not in cache:

@@ -32,24 +32,21 @@ Reference:
 import keras
 import tensorflow as tf
 
+from keras_s2s.attention import masked_softmax
+
 
 def masked_attention_weights(scores, attention_mask):
-    """softmax over the last axis of `scores`, with masked positions given zero weight.
+    """`attention.masked_softmax` in float32, whatever the dtype of `scores`, so that
+    half-precision scores neither overflow nor lose the small weights.
 
     Args:
-        scores: (..., t, s) float, any dtype; the softmax runs in float32 so that half-precision
-            scores neither overflow nor lose the small weights.
+        scores: (..., t, s) float, any dtype.
         attention_mask: bool, broadcastable to `scores`, True where a query may attend; or None.
 
     Returns:
         float32 weights of the shape of `scores`.
     """
-    scores = tf.cast(scores, tf.float32)
-    if attention_mask is not None:
-        # The most negative finite value, not -inf: a row with nothing to attend to gets
-        # uniform weights instead of NaN.
-        scores = tf.where(attention_mask, scores, scores.dtype.min)
-    return tf.nn.softmax(scores, axis=-1)
+    return masked_softmax(tf.cast(scores, tf.float32), attention_mask)
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
@@ -66,8 +63,6 @@ class MultiHeadAttention(keras.layers.Layer):
         value: (batch, s, units), the sequence read (the query itself for self-attention).
         attention_mask: bool (batch, t, s) or (batch, 1, s), True where a query may attend.
         training: bool.
-        keys_values: optional `project_keys_values(value)`, when the caller computed it once
-            for many calls (cross-attention during search).
 
     Returns:
         output (batch, t, units) and weights (batch, heads, t, s) float32.
@@ -123,8 +118,8 @@ class MultiHeadAttention(keras.layers.Layer):
         return (self.split_heads(self.key_projection(value)),
                 self.split_heads(self.value_projection(value)))
 
-    def call(self, query, value, attention_mask=None, training=False, keys_values=None):
-        keys, values = self.project_keys_values(value) if keys_values is None else keys_values
+    def call(self, query, value, attention_mask=None, training=False):
+        keys, values = self.project_keys_values(value)
         # Scaling the queries, not the scores: the same product with t·units multiplies
         # instead of t·s·heads.
         queries = self.split_heads(self.query_projection(query)) * (self.head_units ** -0.5)

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-POSITIONAL_KINDS = ("sinusoidal", "learned")
+from keras_s2s.config import POSITIONAL_KINDS
 
 
 def sinusoidal_table(length, units):

@@ -22,6 +22,8 @@ import collections
 
 import tensorflow as tf
 
+from keras_s2s.text import PAD_ID
+
 SearchResult = collections.namedtuple(
     "SearchResult", ["tokens", "lengths", "scores", "step_outputs"])
 SearchResult.__doc__ = """What a search returns, batch first.
@@ -33,8 +35,7 @@ step_outputs: (batch, t, ...), what `next_step` reported at each step (zeros aft
 """
 
 
-def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id=0,
-                  row_inputs=None):
+def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, row_inputs=None):
     """Takes the most likely token at every step until every row has produced `end_id`.
 
     Args:
@@ -43,7 +44,6 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
         start_tokens: (batch,) int32, the first input token of each row.
         end_id: the token that finishes a row.
         max_length: int or scalar tensor, most tokens produced per row.
-        pad_id: written after a row has finished.
         row_inputs: optional nest of (batch, ...) tensors passed to `next_step` as a third
             argument; finished rows then leave the batch (see module docstring).
 
@@ -51,7 +51,7 @@ def greedy_search(next_step, initial_state, start_tokens, end_id, max_length, pa
         A `SearchResult`; scores are summed log-probabilities.
     """
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
-                            pad_id, lambda logits, step, rows: most_likely(logits), row_inputs)
+                            lambda logits, step, rows: most_likely(logits), row_inputs)
 
 
 def most_likely(logits):
@@ -63,11 +63,11 @@ def most_likely(logits):
 
 
 def sample_search(next_step, initial_state, start_tokens, end_id, max_length, row_keys,
-                  temperature=1.0, top_k=0, top_p=1.0, pad_id=0, row_inputs=None):
+                  temperature=1.0, top_k=0, top_p=1.0, row_inputs=None):
     """Draws every token from the model's (reshaped) distribution: varied output for a chatbot.
 
     Args:
-        next_step, initial_state, start_tokens, end_id, max_length, pad_id, row_inputs: as
+        next_step, initial_state, start_tokens, end_id, max_length, row_inputs: as
             `greedy_search`.
         row_keys: (batch,) int64, one random key per row. A row's draws depend only on its
             key and the step, never on the batch it is in, so the same key always gives the
@@ -103,7 +103,7 @@ def sample_search(next_step, initial_state, start_tokens, end_id, max_length, ro
         return tokens, tf.gather(log_probs, tokens, batch_dims=1)
 
     return _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
-                            pad_id, draw, row_inputs)
+                            draw, row_inputs)
 
 
 def filter_logits(logits, top_k=0, top_p=1.0):
@@ -128,7 +128,7 @@ def filter_logits(logits, top_k=0, top_p=1.0):
     return tf.where(logits < threshold, tf.constant(-float("inf"), logits.dtype), logits)
 
 
-def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length, pad_id, choose,
+def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length, choose,
                      row_inputs=None):
     """The loop shared by greedy and sampling: one token per row per step, chosen by
     `choose(logits (rows, vocab), step, rows) -> (tokens (rows,) int32, their log-probabilities
@@ -151,7 +151,7 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
         next_tokens, chosen = choose(logits, step, rows)  # (rows,), (rows,)
         if not drop_finished:
             # Finished rows stay in the batch: they repeat padding and add nothing.
-            next_tokens = tf.where(finished, pad_id, next_tokens)
+            next_tokens = tf.where(finished, PAD_ID, next_tokens)
             chosen = tf.where(finished, 0.0, chosen)
             step_output = zero_rows(finished, step_output)
         places = tf.stack([rows, tf.fill(tf.shape(rows), step)], axis=1)  # (rows, 2): (row, step)
@@ -182,7 +182,7 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
     steps, _, _, _, _, _, records = tf.while_loop(keep_going, body, loop_vars,
                                                   shape_invariants=invariants)
     places, step_tokens, step_scores, step_outputs = (array.concat() for array in records)
-    tokens = tf.tensor_scatter_nd_update(tf.fill([batch, steps], pad_id), places, step_tokens)
+    tokens = tf.tensor_scatter_nd_update(tf.fill([batch, steps], PAD_ID), places, step_tokens)
     scores = tf.math.unsorted_segment_sum(step_scores, places[:, 0], batch)  # (batch,)
     step_outputs = tf.scatter_nd(  # (batch, t, ...), zeros where a row had finished
         places, step_outputs, tf.concat([[batch, steps], tf.shape(step_outputs)[1:]], 0))

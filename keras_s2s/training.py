@@ -302,15 +302,25 @@ def _check_vocabulary_sizes(checkpoint, path, reader, graph):
     model = getattr(checkpoint, "model", None)
     if model is None or not hasattr(model, "source_text"):
         return
-    for side, size in (("source", model.source_text.vocab_size),
-                       ("target", model.target_text.vocab_size)):
-        layer = "encoder" if side == "source" else "decoder"
-        rows = _stored_rows(reader, graph, ("model", layer, "embedding", "_embeddings"))
+    for side, size, coder in (("source", model.source_text.vocab_size, "encoder"),
+                              ("target", model.target_text.vocab_size, "decoder")):
+        rows = _stored_rows(reader, graph, ("model", coder, *_embedding_path(getattr(model, coder))))
         if rows is not None and rows != size:
             raise ValueError(
                 f"Checkpoint {path} was trained with a {side} vocabulary of {rows} tokens, but "
                 f"the model has {size}: the vocabulary files in {os.path.dirname(path)!r} are "
                 "not the ones this checkpoint was trained with.")
+
+
+def _embedding_path(coder):
+    """Attribute names from an encoder or decoder down to its token embedding's table: the
+    RNN's `embedding` is a Keras Embedding, the Transformer's a `PositionalEmbedding` that
+    holds one under the same name."""
+    names, layer = [], coder
+    while not isinstance(layer, keras.layers.Embedding):
+        layer = layer.embedding
+        names.append("embedding")
+    return names + ["_embeddings"]  # the Keras Embedding's variable
 
 
 def _stored_rows(reader, graph, names):

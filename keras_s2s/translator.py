@@ -35,8 +35,8 @@ TEXT = tf.TensorSpec([None], tf.string, name="text")
 SIGNATURE_NAMES = ("serving_default", "greedy", "beam", "sample")
 PROJECTION_DTYPES = ("float32", "bfloat16")
 # With jit_compile, greedy batches of up to this many rows take the XLA-compiled path. Beyond
-# it, dropping finished rows gains more than fusing ops: the graph loop was already faster at
-# batch 8 (benchmarks/README.md).
+# it, dropping finished rows gains more than fusing ops (benchmarks/README.md, the
+# --jit-compile rows, measures where the two cross).
 FUSED_MAX_ROWS = 4
 # Replayed by the model server on load: an ordinary sentence and the empty string.
 WARMUP_TEXTS = ("This is a warm-up request.", "")

@@ -10,11 +10,12 @@ import os
 
 import pytest
 
-from keras_s2s import runs
-from keras_s2s.config import TrainConfig, preset
+from keras_s2s import runs, tasks
+from keras_s2s.config import TrainConfig
 from keras_s2s.data import make_dataset, read_lines, read_parallel_files, read_tsv_pairs
 from keras_s2s.model import Seq2Seq
 from keras_s2s.training import UnreadableCheckpointError, load_trained_model, restore_weights, train
+from tests.helpers import small_config
 
 
 def test_a_latin1_file_is_read_where_it_can_be_and_every_other_line_is_reported(tmp_path):
@@ -85,10 +86,28 @@ def test_a_vocabulary_that_does_not_match_the_checkpoint_is_named_with_both_size
     assert (run / "ckpt-1.index").read_bytes() == before and not (run / "unreadable").exists()
 
 
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_a_transformers_vocabulary_that_does_not_match_its_checkpoint_is_named(tmp_path, side):
+    """The Transformer's token table sits one level deeper (in its PositionalEmbedding); the
+    same check finds it, on either side."""
+    pairs, _ = tasks.load_task("dates", 200, 10)
+    model_config, _ = small_config("dates-transformer", units=16, num_heads=2, ff_units=32,
+                                   num_layers=1)
+    model = Seq2Seq.from_pairs(pairs, model_config)
+    run = tmp_path / "run"
+    model.save_spec(run, TrainConfig(epochs=1))
+    train(model, make_dataset(pairs, model, 32), TrainConfig(epochs=1), checkpoint_dir=str(run),
+          verbose=0)
+    tokens = (run / f"{side}_vocab.txt").read_text(encoding="utf-8").splitlines()
+    (run / f"{side}_vocab.txt").write_text("\n".join(tokens[:-1]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"ckpt-1 was trained with a {side} vocabulary of "
+                       rf"{len(tokens)} tokens, but the model has {len(tokens) - 1}"):
+        load_trained_model(str(run))
+
+
 def test_a_model_of_another_shape_is_refused_with_the_checkpoint_named(tiny_runs):
     pairs = tiny_runs["pairs"]
-    model_config, _ = preset("dates")
-    model_config.units, model_config.embedding_dim, model_config.attention_units = 24, 8, 8
+    model_config, _ = small_config("dates", units=24, embedding_dim=8, attention_units=8)
     with pytest.raises(ValueError, match="ckpt-1 does not fit this model"):
         restore_weights(Seq2Seq.from_pairs(pairs, model_config), str(tiny_runs[1]))
 

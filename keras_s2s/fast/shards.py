@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from keras_s2s.text import PAD_ID
 
-# A batch is split only when every shard gets at least this many rows: shards of two rows
-# already ran faster than one loop over the batch (benchmarks/README.md).
+# A batch is split only when every shard gets at least this many rows: the smallest shards
+# that still beat one loop over the batch (benchmarks/README.md, the --shards rows).
 MIN_ROWS_PER_SHARD = 2
 
 
