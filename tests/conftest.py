@@ -10,16 +10,17 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 from keras_s2s import tasks  # noqa: E402
-from keras_s2s.config import TrainConfig, preset  # noqa: E402
+from keras_s2s.config import TrainConfig  # noqa: E402
 from keras_s2s.data import make_dataset  # noqa: E402
 from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.training import make_optimizer, train  # noqa: E402
+from tests.helpers import small_config  # noqa: E402
 
 
 # Fixtures that train (or export) a model the first time a session asks for one.
 TRAINING_FIXTURES = {"rnn_dates_model", "dates_model", "korean_model", "transformer_dates_model",
                      "rnn_dates_export", "dates_export", "transformer_dates_export", "tiny_runs",
-                     "copy_run"}
+                     "copy_run", "any_dates_model", "any_dates_export"}
 
 
 def pytest_collection_modifyitems(items):
@@ -36,9 +37,7 @@ def pytest_collection_modifyitems(items):
 def train_small(task, train_size, epochs, seed=0, preset_name=None, **config_changes):
     """A preset model (the task's own unless `preset_name`) fitted on a small sample of an
     embedded task; returns (model, history, test pairs)."""
-    model_config, train_config = preset(preset_name or task)
-    for key, value in config_changes.items():
-        setattr(model_config, key, value)
+    model_config, train_config = small_config(preset_name or task, **config_changes)
     train_pairs, test_pairs = tasks.load_task(task, train_size, 200, seed=seed)
     keras.utils.set_random_seed(seed)
     model = Seq2Seq.from_pairs(train_pairs, model_config)
@@ -57,7 +56,7 @@ def rnn_dates_model():
 
 @pytest.fixture(scope="session")
 def dates_model(rnn_dates_model):
-    """The RNN dates model (tests/architectures.py makes a module's tests take both)."""
+    """The RNN dates model (`any_dates_model` gives each architecture in turn)."""
     return rnn_dates_model
 
 
@@ -75,7 +74,7 @@ def rnn_dates_export(rnn_dates_model, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dates_export(rnn_dates_export):
-    """The RNN dates export (tests/architectures.py makes a module's tests take both)."""
+    """The RNN dates export (`any_dates_export` gives each architecture in turn)."""
     return rnn_dates_export
 
 
@@ -94,14 +93,26 @@ def transformer_dates_export(transformer_dates_model, tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["rnn", "transformer"])
 def architecture(request):
-    """Runs a module's tests once per architecture (see tests/architectures.py)."""
+    """Runs a module's tests once per architecture: those of every test that asks for it,
+    or for `any_dates_model` or `any_dates_export`."""
     return request.param
+
+
+@pytest.fixture(scope="module")
+def any_dates_model(architecture, request):
+    """The dates model of each architecture in turn: `rnn_dates_model`, `transformer_dates_model`."""
+    return request.getfixturevalue(f"{architecture}_dates_model")
+
+
+@pytest.fixture(scope="module")
+def any_dates_export(architecture, request):
+    """The dates export of each architecture in turn."""
+    return request.getfixturevalue(f"{architecture}_dates_export")
 
 
 def tiny_dates_model(pairs, seed=0):
     """A dates model of 16 units: what tests of checkpoints and resumption need, built in a second."""
-    model_config, _ = preset("dates")
-    model_config.units, model_config.embedding_dim, model_config.attention_units = 16, 8, 8
+    model_config, _ = small_config("dates", units=16, embedding_dim=8, attention_units=8)
     keras.utils.set_random_seed(seed)
     return Seq2Seq.from_pairs(pairs, model_config)
 

@@ -1,7 +1,6 @@
 """The command line, run as a user runs it: in a subprocess."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -10,17 +9,9 @@ import sys
 import pytest
 import tensorflow as tf
 
+from tests.helpers import ENV, keras_s2s
+
 pytestmark = pytest.mark.subprocess  # every test here starts the command in a new process
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def keras_s2s(*args, timeout=600):
-    # The console script when it is installed, else the module: both call cli.main().
-    installed = shutil.which("keras-s2s")
-    command = [installed] if installed else [sys.executable, "-m", "keras_s2s"]
-    return subprocess.run(command + [str(arg) for arg in args], capture_output=True, text=True,
-                          env=ENV, timeout=timeout)
 
 
 @pytest.mark.slow  # a full training to 99 %: the default run trains and exports through `train` below

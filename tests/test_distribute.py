@@ -5,17 +5,16 @@ only be configured before TensorFlow initialises, which this test session alread
 """
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from tests.helpers import ENV
 
 pytestmark = pytest.mark.subprocess  # the runs happen in one fresh process
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 SCRIPT = pathlib.Path(__file__).with_name("distributed_training.py")
 
 

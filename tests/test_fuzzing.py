@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from keras_s2s import translator as translator_lib
 
-from .architectures import dates_export, dates_model  # noqa: F401  (both architectures)
 
 SAMPLES = ["", " ", "\t\n\r\x0b\x0c", "\u00a0\u2003\u3000", "\u200b\u200e\u200f\u202e\ufeff",
            "\x00", "\x1b[31mred\x1b[0m", "March 3, 2021", "🙂", "👩🏽‍💻👨‍👩‍👧", "🇰🇷🇩🇪",
@@ -99,8 +98,8 @@ def in_batches_both_ways(check, name, function, texts, *scalars):
 
 
 @pytest.fixture(scope="module")
-def loaded_export(dates_export):
-    return translator_lib.load(dates_export)
+def loaded_export(any_dates_export):
+    return translator_lib.load(any_dates_export)
 
 
 def exported(loaded):
@@ -137,8 +136,8 @@ def fuzz_export(functions, check, texts, beam_size, temperature, top_k, top_p, s
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
-def test_translator_survives_hostile_batches(dates_model):
-    translator = dates_model[0].translator()
+def test_translator_survives_hostile_batches(any_dates_model):
+    translator = any_dates_model[0].translator()
     check = Checker(translator.max_length)
 
     @FUZZ
@@ -163,8 +162,8 @@ def test_word_tokenizer_survives_hostile_batches(korean_model):
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
-def test_exported_signatures_survive_hostile_batches(loaded_export, dates_model):
-    check = Checker(dates_model[0].translator().max_length)
+def test_exported_signatures_survive_hostile_batches(loaded_export, any_dates_model):
+    check = Checker(any_dates_model[0].translator().max_length)
     functions = exported(loaded_export)
 
     @settings(FUZZ, max_examples=80)
@@ -175,17 +174,17 @@ def test_exported_signatures_survive_hostile_batches(loaded_export, dates_model)
     run()
 
 
-def test_a_batch_of_zero_and_a_batch_of_one_long_string(loaded_export, dates_model):
-    check = Checker(dates_model[0].translator().max_length)
+def test_a_batch_of_zero_and_a_batch_of_one_long_string(loaded_export, any_dates_model):
+    check = Checker(any_dates_model[0].translator().max_length)
     for functions, fuzz in ((exported(loaded_export), fuzz_export),
-                            (dates_model[0].translator(), fuzz_translator)):
+                            (any_dates_model[0].translator(), fuzz_translator)):
         for texts in ([], ["x" * 10000], [b"\xff" * 10000]):
             fuzz(functions, check, texts, 4, 1.0, 0, 1.0, 0)
 
 
 @pytest.mark.slow
-def test_ten_thousand_hostile_strings(loaded_export, dates_model):
-    translator = dates_model[0].translator()
+def test_ten_thousand_hostile_strings(loaded_export, any_dates_model):
+    translator = any_dates_model[0].translator()
     functions = exported(loaded_export)
     in_process, exported_check = Checker(translator.max_length), Checker(translator.max_length)
 

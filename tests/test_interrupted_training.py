@@ -16,8 +16,7 @@ from keras_s2s.config import TrainConfig
 from keras_s2s.data import make_dataset
 from keras_s2s.model import Seq2Seq
 from keras_s2s.training import train
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+from tests.helpers import ENV
 
 
 @pytest.mark.subprocess

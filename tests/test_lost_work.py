@@ -25,16 +25,9 @@ from keras_s2s.data import make_dataset, read_tsv_pairs
 from keras_s2s.training import train
 from keras_s2s.translator import load, next_version_path, translate_in_batches
 from tests.conftest import tiny_dates_model
+from tests.helpers import ENV, run_cli
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 PAIRS = "March 3, 2021\t2021-03-03\nMay 5, 2020\t2020-05-05\n"
-
-
-def run_cli(capsys, *argv):
-    """(exit code, stdout, stderr) of `keras-s2s ARGV` run in this process."""
-    code = cli.main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line_error(err):

@@ -6,11 +6,12 @@ import pytest
 import tensorflow as tf
 
 from keras_s2s import tasks
-from keras_s2s.config import TrainConfig, preset
+from keras_s2s.config import TrainConfig
 from keras_s2s.data import make_dataset
 from keras_s2s.metrics import exact_match
 from keras_s2s.model import Seq2Seq
 from keras_s2s.training import make_optimizer, restore_weights, train
+from tests.helpers import small_config
 
 
 def test_fit_drives_the_loss_down_and_generalises(dates_model):
@@ -22,9 +23,7 @@ def test_fit_drives_the_loss_down_and_generalises(dates_model):
 
 
 def small_dates_model(seed=0):
-    model_config, _ = preset("dates")
-    model_config.units = 32
-    model_config.attention_units = 32
+    model_config, _ = small_config("dates", units=32, attention_units=32)
     pairs, _ = tasks.load_task("dates", 600, 10, seed=1)
     keras.utils.set_random_seed(seed)
     return Seq2Seq.from_pairs(pairs, model_config), pairs
@@ -106,8 +105,7 @@ def test_translate_rejects_a_bare_string(dates_model):
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
 def test_plain_context_vector_model_trains_too(tmp_path):
-    model_config, _ = preset("dates")
-    model_config.attention = None
+    model_config, _ = small_config("dates", attention=None)
     pairs, _ = tasks.load_task("dates", 300, 10)
     model = Seq2Seq.from_pairs(pairs, model_config)
     model.compile(optimizer="adam")

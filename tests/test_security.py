@@ -3,19 +3,16 @@
 The crafted-zip tests live in test_download.py beside the helper they check.
 """
 
-import os
 import pathlib
 import re
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from tests.helpers import keras_s2s
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 # Each of these runs or revives code that a file, a request or a command line could choose.
 FORBIDDEN = {
     "pickle": r"\b(c?pickle|dill|joblib|marshal)\b",
@@ -57,13 +54,6 @@ def test_keras_files_with_code_in_them_are_refused(tmp_path):
     with pytest.raises(ValueError, match="safe_mode"):
         keras.models.load_model(path)
     np.testing.assert_allclose(model.predict(np.ones((1, 2)), verbose=0), [[2.0, 2.0]])
-
-
-def keras_s2s(*args, cwd):
-    command = [shutil.which("keras-s2s") or sys.executable]
-    command += [] if shutil.which("keras-s2s") else ["-m", "keras_s2s"]
-    return subprocess.run(command + [str(arg) for arg in args], capture_output=True, text=True,
-                          env=ENV, cwd=cwd, timeout=300)
 
 
 HOSTILE_NAME = "a; touch pwned1 && $(touch pwned2) `touch pwned3` | rm -rf keep ' \" *"

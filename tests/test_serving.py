@@ -7,15 +7,14 @@ import tensorflow as tf
 from keras_s2s import serving
 from keras_s2s import translator as translator_lib
 
-from .architectures import dates_export, dates_model  # noqa: F401  (both architectures)
 from tests.rest_stand_in import RestStandIn
 
 TEXTS = ["March 3, 2021", "3rd of March 2021", ""]
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
-def test_grpc_request_holds_exactly_the_tensors_the_signature_accepts(dates_export):
-    loaded = translator_lib.load(dates_export)
+def test_grpc_request_holds_exactly_the_tensors_the_signature_accepts(any_dates_export):
+    loaded = translator_lib.load(any_dates_export)
     for signature, scalars in (("serving_default", {}), ("beam", {"beam_size": 3}),
                                ("sample", {"temperature": 0.5, "top_k": 5, "top_p": 0.9, "seed": 7})):
         request = serving.predict_request("dates", TEXTS, signature, version=1, **scalars)
@@ -32,10 +31,10 @@ def test_grpc_request_holds_exactly_the_tensors_the_signature_accepts(dates_expo
         assert outputs["text"].shape == (len(TEXTS),)
 
 
-def test_response_parser_reads_a_response_built_from_a_real_call(dates_model, dates_export):
+def test_response_parser_reads_a_response_built_from_a_real_call(any_dates_model, any_dates_export):
     from tensorflow_serving.apis import predict_pb2
 
-    loaded = translator_lib.load(dates_export)
+    loaded = translator_lib.load(any_dates_export)
     outputs = loaded.signatures["beam"](text=tf.constant(TEXTS), beam_size=tf.constant(2))
     response = predict_pb2.PredictResponse()
     for key, value in outputs.items():
@@ -46,9 +45,9 @@ def test_response_parser_reads_a_response_built_from_a_real_call(dates_model, da
     np.testing.assert_allclose(parsed["score"], outputs["score"].numpy())
 
 
-def test_rest_client_against_a_stand_in_that_runs_the_saved_model(dates_model, dates_export):
-    loaded = translator_lib.load(dates_export)
-    expected = dates_model[0].translate(TEXTS)
+def test_rest_client_against_a_stand_in_that_runs_the_saved_model(any_dates_model, any_dates_export):
+    loaded = translator_lib.load(any_dates_export)
+    expected = any_dates_model[0].translate(TEXTS)
     with RestStandIn({"dates": {1: loaded}}) as server:
         assert serving.rest_predict(server.url, "dates", TEXTS)["text"] == expected
         assert serving.rest_predict(server.url, "dates", TEXTS, version=1)["text"] == expected
@@ -82,13 +81,13 @@ def test_request_building_refuses_wrong_inputs():
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
-def test_warmup_file_replays_against_the_model(dates_export, tmp_path):
+def test_warmup_file_replays_against_the_model(any_dates_export, tmp_path):
     import shutil
 
     from tensorflow_serving.apis import prediction_log_pb2
 
     copy = tmp_path / "dates" / "1"
-    shutil.copytree(dates_export, copy)
+    shutil.copytree(any_dates_export, copy)
     path = serving.write_warmup_requests(str(copy), ["March 3, 2021"], "dates")
     loaded = translator_lib.load(str(copy))
     records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
@@ -102,10 +101,10 @@ def test_warmup_file_replays_against_the_model(dates_export, tmp_path):
         assert outputs["text"].shape == (1,)
 
 
-def test_export_writes_warmup_requests_for_every_signature(dates_export):
+def test_export_writes_warmup_requests_for_every_signature(any_dates_export):
     import os
 
-    path = os.path.join(dates_export, serving.WARMUP_FILE)
+    path = os.path.join(any_dates_export, serving.WARMUP_FILE)
     assert os.path.exists(path)
     assert sum(1 for _ in tf.data.TFRecordDataset(path)) == len(serving.SIGNATURE_SCALARS)
 
@@ -129,17 +128,17 @@ def test_models_config_lists_exactly_the_shipped_models():
 
 
 @pytest.mark.subprocess
-def test_client_command_talks_rest_and_reports_a_down_server(dates_model, dates_export):
+def test_client_command_talks_rest_and_reports_a_down_server(any_dates_model, any_dates_export):
     import subprocess
     import sys
 
-    loaded = translator_lib.load(dates_export)
+    loaded = translator_lib.load(any_dates_export)
     with RestStandIn({"dates": {1: loaded}}) as server:
         result = subprocess.run([sys.executable, "-m", "keras_s2s", "client", "--url", server.url,
                                  "--model", "dates", "--signature", "beam", "--beam-size", "2",
                                  "March 3, 2021"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
-        assert result.stdout.strip() == dates_model[0].translate(["March 3, 2021"])[0]
+        assert result.stdout.strip() == any_dates_model[0].translate(["March 3, 2021"])[0]
         url = server.url
     down = subprocess.run([sys.executable, "-m", "keras_s2s", "client", "--url", url, "--model",
                            "dates", "--timeout", "2", "hello"], capture_output=True, text=True,
@@ -148,12 +147,12 @@ def test_client_command_talks_rest_and_reports_a_down_server(dates_model, dates_
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
-def test_saved_model_cli_run_takes_a_signatures_scalar_inputs(dates_model, dates_export):
+def test_saved_model_cli_run_takes_a_signatures_scalar_inputs(any_dates_model, any_dates_export):
     # The session-based loader of TensorFlow Serving, on the signature with a scalar input.
-    result = serving.saved_model_cli_run(dates_export, "beam", ["March 3, 2021"], beam_size=3)
-    expected = dates_model[0].translator().beam(tf.constant(["March 3, 2021"]), tf.constant(3))
+    result = serving.saved_model_cli_run(any_dates_export, "beam", ["March 3, 2021"], beam_size=3)
+    expected = any_dates_model[0].translator().beam(tf.constant(["March 3, 2021"]), tf.constant(3))
     assert f"[b'{expected['text'].numpy()[0].decode()}']" in result.stdout
     with pytest.raises(ValueError, match="beam_size"):
-        serving.saved_model_cli_run(dates_export, "beam", ["March 3, 2021"])
+        serving.saved_model_cli_run(any_dates_export, "beam", ["March 3, 2021"])
     with pytest.raises(RuntimeError, match="saved_model_cli run failed"):
-        serving.saved_model_cli_run(dates_export + "-missing", "greedy", "March 3, 2021")
+        serving.saved_model_cli_run(any_dates_export + "-missing", "greedy", "March 3, 2021")

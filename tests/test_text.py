@@ -43,9 +43,16 @@ def test_normalize_case_folds_collapses_spaces_and_repairs_invalid_utf8():
 
 
 def test_every_token_of_odd_whitespace_builds_a_vocabulary():
+    # Unicode line and paragraph separators, a vertical tab and NEL are spaces to the
+    # tokenizers: no token holds one, so every token can be a line of a vocabulary file.
     texts = ["line\u2028separator", "vertical\x0btab", "next\x85line"]
+    assert token_lists(Tokenizer("word").split(tf.constant(texts))) == [
+        ["line", "separator"], ["vertical", "tab"], ["next", "line"]]
     for kind in ("word", "char"):
-        Vocabulary.build(Tokenizer(kind).split(tf.constant(texts)))
+        vocabulary = Vocabulary.build(Tokenizer(kind).split(tf.constant(texts)))
+        assert not any(character in token for token in vocabulary.tokens
+                       for character in "\u2028\x0b\x85\n")
+        assert "line" in vocabulary.tokens if kind == "word" else "l" in vocabulary.tokens
 
 
 def test_decomposed_normalization_still_outputs_composed_hangul():

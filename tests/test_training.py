@@ -7,18 +7,18 @@ import pytest
 import tensorflow as tf
 
 from keras_s2s import tasks
-from keras_s2s.config import TrainConfig, preset
+from keras_s2s.config import TrainConfig
 from keras_s2s.data import make_dataset
 from keras_s2s.model import Seq2Seq
 from keras_s2s.training import load_trained_model, restore_weights, train
+from tests.helpers import small_config
 
 
 def fresh(pairs, directory=None):
     keras.utils.set_random_seed(0)
     if directory is not None and (directory / "config.json").exists():
         return Seq2Seq.from_spec(directory)
-    model_config, _ = preset("dates")
-    model_config.units = 32
+    model_config, _ = small_config("dates", units=32)
     return Seq2Seq.from_pairs(pairs, model_config)
 
 

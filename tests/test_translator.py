@@ -12,16 +12,14 @@ import tensorflow as tf
 
 from keras_s2s import serving
 from keras_s2s import translator as translator_lib
-
-from .architectures import dates_export, dates_model  # noqa: F401  (both architectures)
-
-SENTENCES = ["Wednesday, March 3, 2021", "3rd of March 2021", "03/03/2021", "MAR 3 2021",
-             "the 1st of January, 1900"]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+from tests.helpers import DATES, ENV
 
 
-def test_signature_contract(dates_export):
-    loaded = translator_lib.load(dates_export)
+SENTENCES = DATES
+
+
+def test_signature_contract(any_dates_export):
+    loaded = translator_lib.load(any_dates_export)
     serving = loaded.signatures["serving_default"]
     assert list(serving.structured_input_signature[1]) == ["text"]
     outputs = serving(text=tf.constant(SENTENCES))
@@ -32,13 +30,13 @@ def test_signature_contract(dates_export):
     batch, steps, source_length = outputs["attention"].shape
     assert outputs["target_tokens"].shape == (batch, steps)
     assert outputs["source_tokens"].shape == (batch, source_length)
-    assert sorted(os.listdir(os.path.join(dates_export, "assets"))) == [
+    assert sorted(os.listdir(os.path.join(any_dates_export, "assets"))) == [
         "config.json", "source_vocab.txt", "target_vocab.txt"]
 
 
 @pytest.mark.subprocess
-def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_model, dates_export):
-    model = dates_model[0]
+def test_fresh_process_with_only_tensorflow_gives_the_same_translations(any_dates_model, any_dates_export):
+    model = any_dates_model[0]
     before = model.translator().translate(tf.constant(SENTENCES))
     script = (
         "import json, sys\n"
@@ -55,7 +53,7 @@ def test_fresh_process_with_only_tensorflow_gives_the_same_translations(dates_mo
         " 'attention': out['attention'].numpy().tolist(), 'nbest': decode(beam['nbest']),"
         " 'greedy': decode(greedy['text']), 'sample': decode(sample['text'])}))\n"
         "assert 'keras_s2s' not in sys.modules\n")
-    result = subprocess.run([sys.executable, "-c", script, dates_export, json.dumps(SENTENCES)],
+    result = subprocess.run([sys.executable, "-c", script, any_dates_export, json.dumps(SENTENCES)],
                             capture_output=True, text=True, env=ENV, cwd="/", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     after = json.loads(result.stdout.strip().splitlines()[-1])
@@ -78,11 +76,11 @@ def run_with_session_loader(export, signature, text):
 
 
 @pytest.mark.subprocess
-def test_session_based_loader_runs_the_export(dates_model, dates_export):
+def test_session_based_loader_runs_the_export(any_dates_model, any_dates_export):
     # It fails with "Could not find variable" when an export does not track its Keras variables.
-    result = run_with_session_loader(dates_export, "serving_default", "March 3, 2021")
+    result = run_with_session_loader(any_dates_export, "serving_default", "March 3, 2021")
     assert result.returncode == 0, result.stderr[-2000:]
-    expected = dates_model[0].translate(["March 3, 2021"])[0]
+    expected = any_dates_model[0].translate(["March 3, 2021"])[0]
     assert f"[b'{expected}']" in result.stdout
 
 
@@ -90,33 +88,33 @@ HOSTILE = ["", "   ", "\t\n", "x" * 10000, "🙂🙃 ✨", "مرحبا بالع�
            "\x00\x01\x7f", "March 3, 2021" * 200]
 
 
-def test_hostile_input_gives_defined_bounded_output(dates_model):
-    translator = dates_model[0].translator()
+def test_hostile_input_gives_defined_bounded_output(any_dates_model):
+    translator = any_dates_model[0].translator()
     outputs = translator.translate(tf.constant(HOSTILE))
     assert outputs["text"].shape == (len(HOSTILE),)
     assert np.all(outputs["length"].numpy() <= translator.max_length)
     assert np.all(np.isfinite(outputs["score"].numpy()))
     # Long input is clipped to the model's maximum source length ([END] included).
-    assert outputs["source_tokens"].shape[1] <= dates_model[0].model_config.max_source_length
+    assert outputs["source_tokens"].shape[1] <= any_dates_model[0].model_config.max_source_length
     invalid_utf8 = translator.translate(tf.constant([b"March \xff\xfe 3, 2021", b"\xc3"]))
     assert invalid_utf8["text"].shape == (2,)
     again = translator.translate(tf.constant(HOSTILE))
     assert again["text"].numpy().tolist() == outputs["text"].numpy().tolist()  # deterministic
 
 
-def test_empty_batch(dates_model):
-    outputs = dates_model[0].translator().translate(tf.constant([], tf.string))
+def test_empty_batch(any_dates_model):
+    outputs = any_dates_model[0].translator().translate(tf.constant([], tf.string))
     assert outputs["text"].shape == (0,) and outputs["attention"].shape[0] == 0
 
 
-def test_batch_and_single_translations_agree(dates_model):
-    model, _, test_pairs = dates_model
+def test_batch_and_single_translations_agree(any_dates_model):
+    model, _, test_pairs = any_dates_model
     sources = [source for source, _ in test_pairs[:40]]
     assert model.translate(sources) == [model.translate([source])[0] for source in sources]
 
 
-def test_max_length_bounds_the_output(dates_model):
-    outputs = dates_model[0].translator(max_length=4).translate(tf.constant(SENTENCES))
+def test_max_length_bounds_the_output(any_dates_model):
+    outputs = any_dates_model[0].translator(max_length=4).translate(tf.constant(SENTENCES))
     assert outputs["attention"].shape[1] <= 4
     assert all(len(text) <= 4 for text in outputs["text"].numpy())
 
@@ -133,18 +131,18 @@ def test_korean_output_is_composed_hangul(korean_model):
     assert sum(t == r for t, r in zip(translations, references)) >= 45
 
 
-def test_export_stores_each_weight_once_and_no_optimizer_state(dates_model, dates_export):
-    variables_dir = os.path.join(dates_export, "variables")
+def test_export_stores_each_weight_once_and_no_optimizer_state(any_dates_model, any_dates_export):
+    variables_dir = os.path.join(any_dates_export, "variables")
     stored = sum(os.path.getsize(os.path.join(variables_dir, name)) for name in os.listdir(variables_dir))
-    parameter_bytes = 4 * dates_model[0].count_params()
+    parameter_bytes = 4 * any_dates_model[0].count_params()
     assert parameter_bytes <= stored < 1.1 * parameter_bytes
     names = [name for name, _ in tf.train.list_variables(os.path.join(variables_dir, "variables"))]
     assert not any("optimizer" in name for name in names)
 
 
 @pytest.mark.subprocess
-def test_saved_model_cli_lists_every_signature_with_named_typed_inputs(dates_export):
-    result = serving.saved_model_cli("show", "--all", "--dir", dates_export, check=False)
+def test_saved_model_cli_lists_every_signature_with_named_typed_inputs(any_dates_export):
+    result = serving.saved_model_cli("show", "--all", "--dir", any_dates_export, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     shown = result.stdout
     for name in translator_lib.SIGNATURE_NAMES:
@@ -155,8 +153,8 @@ def test_saved_model_cli_lists_every_signature_with_named_typed_inputs(dates_exp
     assert "output_0" not in shown
 
 
-def test_beam_signature_gives_sorted_nbest_and_beam_one_equals_greedy(dates_model):
-    translator = dates_model[0].translator()
+def test_beam_signature_gives_sorted_nbest_and_beam_one_equals_greedy(any_dates_model):
+    translator = any_dates_model[0].translator()
     texts = tf.constant(SENTENCES)
     greedy = translator.greedy(texts)
     one = translator.beam(texts, tf.constant(1))
@@ -169,8 +167,8 @@ def test_beam_signature_gives_sorted_nbest_and_beam_one_equals_greedy(dates_mode
     assert four["attention"].shape[0] == len(SENTENCES)
 
 
-def test_sample_signature_is_seeded_per_text(dates_model):
-    translator = dates_model[0].translator()
+def test_sample_signature_is_seeded_per_text(any_dates_model):
+    translator = any_dates_model[0].translator()
 
     def draw(texts, seed, temperature=3.0):
         return translator.sample(tf.constant(texts), tf.constant(temperature), tf.constant(0),
@@ -196,9 +194,9 @@ def test_next_version_path_never_reuses_a_version(tmp_path):
 def test_bfloat16_projection_export_is_smaller_and_translates_alike(rnn_dates_model, rnn_dates_export,
                                                                    tmp_path):
     # An option of the RNN decoder's projection (test_transformer_model: a Transformer refuses it).
-    model, dates_export = rnn_dates_model[0], rnn_dates_export
+    model, plain_export = rnn_dates_model[0], rnn_dates_export
     path = model.export(str(tmp_path / "bf16" / "1"), projection_dtype="bfloat16")
-    exact, fast = translator_lib.load(dates_export), translator_lib.load(path)
+    exact, fast = translator_lib.load(plain_export), translator_lib.load(path)
     texts = tf.constant(SENTENCES)
     for name in ("greedy", "translate"):
         exact_out, fast_out = getattr(exact, name)(texts), getattr(fast, name)(texts)
@@ -208,29 +206,30 @@ def test_bfloat16_projection_export_is_smaller_and_translates_alike(rnn_dates_mo
         assert not np.array_equal(fast_out["score"], exact_out["score"])  # it is not the float32 path
     variables_bytes = {directory: sum(os.path.getsize(os.path.join(directory, "variables", name))
                                       for name in os.listdir(os.path.join(directory, "variables")))
-                       for directory in (dates_export, path)}
+                       for directory in (plain_export, path)}
     projection = model.decoder.output_projection.kernel
-    saved = variables_bytes[dates_export] - variables_bytes[path]
+    saved = variables_bytes[plain_export] - variables_bytes[path]
     assert abs(saved - 2 * int(np.prod(projection.shape))) < 1024  # W_s: 4 -> 2 bytes a weight
     with pytest.raises(ValueError, match="projection_dtype"):
         translator_lib.Translator(model, projection_dtype="float16")
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
-def test_same_weights_give_the_same_variables_file_whatever_the_graph(dates_model, dates_export, tmp_path):
+def test_same_weights_give_the_same_variables_file_whatever_the_graph(any_dates_model, any_dates_export,
+                                                                     tmp_path):
     # Stored in name order, not in the order the graph happened to capture them ...
-    names = [variable.name for variable in translator_lib.load(dates_export).serving_variables]
+    names = [variable.name for variable in translator_lib.load(any_dates_export).serving_variables]
     assert names == sorted(names)
     # ... so another graph (here another max_length) over the same weights stores the same bytes.
-    other = dates_model[0].export(str(tmp_path / "other" / "1"), max_length=7)
-    for name in os.listdir(os.path.join(dates_export, "variables")):
-        with open(os.path.join(dates_export, "variables", name), "rb") as first, \
+    other = any_dates_model[0].export(str(tmp_path / "other" / "1"), max_length=7)
+    for name in os.listdir(os.path.join(any_dates_export, "variables")):
+        with open(os.path.join(any_dates_export, "variables", name), "rb") as first, \
                 open(os.path.join(other, "variables", name), "rb") as second:
             assert first.read() == second.read(), name
 
 
-def test_forced_attention_on_its_own_translation_is_the_searchs_attention(dates_export):
-    loaded = translator_lib.load(dates_export)
+def test_forced_attention_on_its_own_translation_is_the_searchs_attention(any_dates_export):
+    loaded = translator_lib.load(any_dates_export)
     texts = tf.constant(SENTENCES[:3])
     outputs = loaded.beam(texts, tf.constant(2))
     forced = loaded.forced_attention(texts, outputs["text"])  # not a signature: a function
@@ -246,7 +245,7 @@ def test_forced_attention_on_its_own_translation_is_the_searchs_attention(dates_
     batch, layers, heads, length, source_length = forced["heads"].shape
     assert (batch, length, source_length) == (3, forced["target_tokens"].shape[1],
                                               outputs["attention"].shape[2])
-    config = json.load(open(os.path.join(dates_export, "assets", "config.json")))["model"]
+    config = json.load(open(os.path.join(any_dates_export, "assets", "config.json")))["model"]
     if config["architecture"] == "transformer":
         assert (layers, heads) == (config["num_layers"], config["num_heads"])
     else:

@@ -4,7 +4,6 @@ import dataclasses
 import gzip
 import os
 import shutil
-import subprocess
 import sys
 
 import keras
@@ -22,6 +21,7 @@ from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.text import SPECIAL_TOKENS, Tokenizer, Vocabulary  # noqa: E402
 from keras_s2s.training import train  # noqa: E402
 from keras_s2s.word2vec import learn_from_files, learn_word_vectors  # noqa: E402
+from tests.helpers import keras_s2s  # noqa: E402
 
 FORMATS = ("text.txt", "binary.bin", "fasttext.vec")
 
@@ -301,12 +301,6 @@ def test_learning_from_a_missing_file_names_it(tmp_path):
 
 
 # The command line
-
-
-def keras_s2s(*args):
-    command = [sys.executable, "-m", "keras_s2s"] + [str(arg) for arg in args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 @pytest.mark.subprocess
