@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_s2s.fast.packed_rnn import run_packed
+from keras_s2s.packed_rnn import run_packed
 from keras_s2s.text import PAD_ID
 
 
@@ -112,7 +112,7 @@ class Encoder(keras.layers.Layer):
         """`call(source_ids, training=False)` for inference, without stepping over padding.
 
         The batch is sorted by length and every RNN step runs only the rows still inside
-        their sentence (`keras_s2s.fast.packed_rnn`), so a batch costs the sum of its
+        their sentence (`keras_s2s.packed_rnn`), so a batch costs the sum of its
         lengths, not its size times its longest sentence. Same outputs on real positions and
         same final states as `call`; padded positions of the outputs are zeros (attention
         never reads them).

@@ -21,9 +21,6 @@ import tensorflow as tf
 
 from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search
-from keras_s2s.fast.fused_greedy import bucketed_source_ids, fixed_shape_greedy_search
-from keras_s2s.fast.projection import BFloat16Projection
-from keras_s2s.fast.shards import search_in_shards_or_whole
 from keras_s2s.locks import exclusive, write_whole
 from keras_s2s.restore import damage_reported
 from keras_s2s.search import SearchResult, greedy_search, sample_search
@@ -126,11 +123,16 @@ class Translator(tf.Module):
         # search, and the splitter that hands a batch to one graph loop or to several.
         self._decoder_step = model.decoder.step  # float32 logits from the decoder's own W_s
         if projection_dtype == "bfloat16":
+            from keras_s2s.fast.projection import BFloat16Projection
+
             self.projection = BFloat16Projection(model.decoder.output_projection)
             self._decoder_step = self.projection.decoder_step(model.decoder)
         self._greedy = self._fused_or_graph_greedy if self.jit_compile else self._graph_greedy
-        self._splitter = (functools.partial(search_in_shards_or_whole, shards=self.shards)
-                          if self.shards > 1 else _whole_batch)
+        self._splitter = _whole_batch
+        if self.shards > 1:
+            from keras_s2s.fast.shards import search_in_shards_or_whole
+
+            self._splitter = functools.partial(search_in_shards_or_whole, shards=self.shards)
         # The vocabularies are written to files so that the lookup tables read them from
         # there; SavedModel then copies the files into `assets/` beside the graph.
         self._asset_directory = tempfile.TemporaryDirectory(prefix="keras_s2s_assets_")
@@ -207,6 +209,8 @@ class Translator(tf.Module):
         return self._outputs(*self._search(text, search))
 
     def _fused_greedy(self, text):
+        from keras_s2s.fast.fused_greedy import bucketed_source_ids
+
         source_ids, source_tokens = self._source_ids(text)
         steps, result = self._fused_decode(bucketed_source_ids(source_ids))
         batch, length = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
@@ -220,6 +224,8 @@ class Translator(tf.Module):
     def _fused_decode(self, source_ids):
         """Encoder and greedy search as one XLA program: steps and a `SearchResult` of
         `max_length` steps (see `fixed_shape_greedy_search`)."""
+        from keras_s2s.fast.fused_greedy import fixed_shape_greedy_search
+
         # Keras' masked RNNs, not `Encoder.encode`: packing changes shapes at every step.
         encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
         row_inputs = _row_inputs(encoder_outputs, self.decoder.compute_keys(encoder_outputs),

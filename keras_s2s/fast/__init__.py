@@ -1,18 +1,15 @@
-"""Optional fast paths for decoding. A first reading can skip this folder.
+"""Optional fast paths for decoding, each off unless an export asks for it. A first reading
+can skip this folder: a plain export (`model.export(path)`) uses none of it, and
+`translator.py` imports each module only where its option is used.
 
-The textbook forms live in the package above: `Encoder.call` runs Keras' masked RNNs,
-`search.greedy_search` and `beam_search.beam_search` run one graph loop over the whole batch,
-and `Decoder.step` projects h̃ onto the vocabulary with the float32 W_s. Each module here
-computes the same thing another way, the translator picks it when asked, and a test shows it
-gives what the textbook form gives. What each is worth on this project's machines is in
-`benchmarks/README.md`.
+The textbook forms live in the package above: `search.greedy_search` and
+`beam_search.beam_search` run one graph loop over the whole batch, and `Decoder.step`
+projects h̃ onto the vocabulary with the float32 W_s. Each module here computes the same
+thing another way, the translator picks it when asked, and a test shows it gives what the
+textbook form gives. What each is worth on this project's machines is in
+`benchmarks/README.md`. (The packed encoder, which every export does use, is
+`keras_s2s/packed_rnn.py`, beside the encoder.)
 
-packed_rnn.py     The packed encoder (`Encoder.encode`, used by every export). Buys: each RNN
-                  step runs only the sentences not yet ended, so a batch costs the sum of its
-                  lengths, not its size times its longest sentence. Safe: it runs the layers'
-                  own Keras cells and keeps each row's state from its last real token, which is
-                  what the mask does in `call`. Test: `test_packed_encode_equals_call_on_real_positions`
-                  (tests/test_encoder_decoder.py).
 fused_greedy.py   Fixed-shape greedy search that XLA compiles with the encoder into one program
                   (`Translator(jit_compile=True)`, `keras-s2s export --jit-compile`). Buys: lower
                   latency for batches of a few sentences, where per-op overhead, not arithmetic,

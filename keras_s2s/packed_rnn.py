@@ -7,8 +7,12 @@ first `active[t]`, and step t runs the cell on that slice alone: the work is the
 lengths. The backward direction reads each row's own tokens reversed, so it starts at the
 row's last real token, as a masked backward RNN does.
 
-Used by `Encoder.encode` for inference; training keeps the Keras layers (and their fused
-GPU kernels). The cells are the layers' own Keras cells, so the numbers are the same.
+Used by `Encoder.encode`, so by every search and every export: it is the default, not an
+option, because it gives the same numbers for less work (the cells are the layers' own Keras
+cells, and each row's state is kept from its last real token, as the mask does in
+`Encoder.call`; `test_packed_encode_equals_call_on_real_positions` in
+tests/test_encoder_decoder.py checks it). Training keeps the Keras layers and their fused GPU
+kernels. Read `Encoder.call` first: it is the textbook form of the same encoder.
 """
 
 import tensorflow as tf
