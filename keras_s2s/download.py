@@ -58,12 +58,12 @@ def download(archive, cache_dir=None, sha256=None):
                          "different download. Delete it and try again.")
     actual = sha256_of(path)
     record = path + ".sha256"
-    expected, source = sha256, "the sha256 argument"
+    expected, origin = sha256, "the sha256 argument"
     if expected is None and os.path.exists(record):
         with open(record, encoding="ascii") as file:
-            expected, source = file.read().strip(), f"the digest recorded at the first download ({record})"
+            expected, origin = file.read().strip(), f"the digest recorded at the first download ({record})"
     if expected is not None and actual != expected.lower():
-        raise ValueError(f"{path} has SHA-256 {actual}, but {source} is {expected}. Delete it "
+        raise ValueError(f"{path} has SHA-256 {actual}, but {origin} is {expected}. Delete it "
                          "and download again, or check where it came from.")
     if not os.path.exists(record):
         with open(record, "w", encoding="ascii") as file:

@@ -54,5 +54,6 @@ def _refuse_to_overwrite(hypotheses_path, **inputs):
     for name, path in inputs.items():
         real = os.path.realpath(path)
         if target == real or target.startswith(real.rstrip(os.sep) + os.sep):
-            raise ValueError(f"hypotheses={hypotheses_path!r} is the {name} file {path!r}; "
-                             "writing the translations there would destroy it. Choose another file.")
+            where = f"the {name} file" if target == real else f"inside the {name}"
+            raise ValueError(f"hypotheses={hypotheses_path!r} is {where} {path!r}; writing the "
+                             "translations there would destroy it. Choose another file.")

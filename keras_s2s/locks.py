@@ -13,8 +13,8 @@ reader (a model server watching the folder) never sees half a version. The renam
 nothing but an empty folder, so even two writers that got past the lock cannot both claim
 one target.
 
-On systems without `fcntl` (Windows) no lock is taken; the rename still refuses a target
-that another export has filled.
+On systems without `fcntl` (Windows) no lock is taken, so there two writers are not kept
+apart.
 """
 
 import contextlib
@@ -22,6 +22,7 @@ import errno
 import glob
 import os
 import shutil
+import threading
 
 try:
     import fcntl
@@ -29,8 +30,10 @@ except ImportError:  # Windows
     fcntl = None
 
 LOCK_FILE = ".lock"
-# Lock files currently held by this process, with how many holders each has.
+# Lock files this process holds: path -> [holders, descriptor]. Threads of one process share
+# a folder's lock (the lock keeps other processes out); the last holder to leave releases it.
 _held = {}
+_held_guard = threading.Lock()
 
 
 class FolderInUseError(RuntimeError):
@@ -46,45 +49,56 @@ def exclusive(folder, what="folder", lock_name=LOCK_FILE, remove_after=False):
         what: the argument that named it, for the error message ("checkpoint_dir").
         lock_name: the lock file's name inside `folder`.
         remove_after: delete the lock file on release (for folders users publish, such as a
-            model's versions); the rename in `write_whole` still guards against a writer
-            that opened the old file just before.
+            model's versions). A process that locked the file just before it was deleted
+            sees that it is gone and locks the new one instead, so deleting it never lets
+            two holders in.
 
     Raises:
         FolderInUseError: another process holds it; the message names that process.
     """
     os.makedirs(folder, exist_ok=True)
     path = os.path.realpath(os.path.join(folder, lock_name))
-    if path in _held or fcntl is None:
-        _held[path] = _held.get(path, 0) + 1
-        try:
-            yield
-        finally:
-            _held[path] -= 1
-            if not _held[path]:
-                del _held[path]
-        return
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        holder = os.read(descriptor, 64).decode("ascii", "replace").strip() or "unknown"
-        os.close(descriptor)
-        if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise
-        raise FolderInUseError(
-            f"{what}={folder!r} is in use by process {holder}, which is writing to it; "
-            "wait for it to finish, or choose another folder.") from None
-    os.ftruncate(descriptor, 0)
-    os.write(descriptor, f"{os.getpid()}\n".encode("ascii"))
-    _held[path] = 1
+    with _held_guard:
+        if path not in _held:
+            _held[path] = [0, _lock(path, folder, what) if fcntl else None]
+        _held[path][0] += 1
     try:
         yield
     finally:
-        del _held[path]
-        if remove_after:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-        os.close(descriptor)  # releases the lock
+        with _held_guard:
+            _held[path][0] -= 1
+            if not _held[path][0]:
+                _, descriptor = _held.pop(path)
+                if remove_after:
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
+                if descriptor is not None:
+                    os.close(descriptor)  # releases the lock
+
+
+def _lock(path, folder, what):
+    """A descriptor of the lock file at `path`, locked; raises FolderInUseError if taken."""
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = os.read(descriptor, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(descriptor)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise FolderInUseError(
+                f"{what}={folder!r} is in use by process {holder}, which is writing to it; "
+                "wait for it to finish, or choose another folder.") from None
+        try:
+            still_there = os.stat(path).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            still_there = False
+        if still_there:
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, f"{os.getpid()}\n".encode("ascii"))
+            return descriptor
+        os.close(descriptor)  # its holder deleted it as we locked it: lock the new one
 
 
 def refuse_non_empty(path, what):

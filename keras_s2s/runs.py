@@ -234,6 +234,8 @@ def data_source_of(task=None, pairs_path=None, corpus=None, data_dir=None, train
                    test_size=None):
     """What a run trains on, by content: the task and its sizes, or the files' fingerprint
     (`content_fingerprint`) with the path or corpus name for the reader."""
+    if sum(source is not None for source in (task, pairs_path, corpus)) != 1:
+        raise ValueError("Give exactly one of task, pairs_path or corpus.")
     if task is not None:
         return {"task": task, "train_size": train_size, "test_size": test_size}
     if pairs_path is not None:

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 
 # The native libraries' log format (absl): severity and date, time, thread, file:line].
 _NATIVE_LOG_LINE = re.compile(r"[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] ")
@@ -58,6 +59,12 @@ def is_sentencepiece_info_line(line):
     return bool(_SENTENCEPIECE_INFO_LINE.match(line))
 
 
+# The descriptor is one per process: blocks that overlap (in threads, or nested) share the
+# outermost block's redirection, which hides what any of them hides.
+_hiding = []
+_hiding_guard = threading.Lock()
+
+
 @contextlib.contextmanager
 def native_lines_hidden(is_hidden):
     """Collects what is written to file descriptor 2 meanwhile; writes back every line for
@@ -65,23 +72,41 @@ def native_lines_hidden(is_hidden):
 
     Native code writes to the descriptor itself, past `sys.stderr`, so only this hides it.
     """
+    with _hiding_guard:
+        _hiding.append(is_hidden)
+        outermost = len(_hiding) == 1
+        redirection = _redirect_stderr() if outermost else None
+    try:
+        yield
+    finally:
+        with _hiding_guard:
+            if redirection is not None:
+                _restore_stderr(*redirection, hidden=list(_hiding))
+            _hiding.remove(is_hidden)
+
+
+def _redirect_stderr():
+    """Points descriptor 2 at a temporary file: (saved descriptor, file), or None where
+    there is no usable stderr."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to hide
-        yield
-        return
-    with tempfile.TemporaryFile() as collected:
-        os.dup2(collected.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()  # Python's own writes meanwhile belong to the collected part
-            os.dup2(saved, 2)
-            os.close(saved)
-            collected.seek(0)
-            kept = [line for line in collected.read().decode("utf-8", "replace").splitlines(True)
-                    if not is_hidden(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        return None
+    collected = tempfile.TemporaryFile()
+    os.dup2(collected.fileno(), 2)
+    return saved, collected
+
+
+def _restore_stderr(saved, collected, hidden):
+    """Points descriptor 2 back and writes what it collected, minus the `hidden` lines."""
+    sys.stderr.flush()  # Python's own writes meanwhile belong to the collected part
+    os.dup2(saved, 2)
+    os.close(saved)
+    with collected:
+        collected.seek(0)
+        kept = [line for line in collected.read().decode("utf-8", "replace").splitlines(True)
+                if not any(is_hidden(line) for is_hidden in hidden)]
+    if kept:
+        sys.stderr.write("".join(kept))
+        sys.stderr.flush()

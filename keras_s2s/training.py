@@ -188,7 +188,7 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
             _write_summaries(writers, epoch, logs, optimizer)
         epochs_done.assign(epoch + 1)
         if manager:
-            _save(manager, checkpoint_dir, history)
+            _save(manager, checkpoint_dir, history, epoch + 1)
     for writer in writers.values():
         writer.close()
     return history
@@ -480,9 +480,8 @@ def disk_full_explained(writing, intact):
                             "space and run the same command again to resume.") from None
 
 
-def _save(manager, checkpoint_dir, history):
-    """Saves the epoch's history and checkpoint."""
-    epoch = len(history)
+def _save(manager, checkpoint_dir, history, epoch):
+    """Saves the history and the checkpoint of `epoch` (counted from 1)."""
     with disk_full_explained(f"saving epoch {epoch}'s checkpoint in {checkpoint_dir}",
                              "the checkpoints of earlier epochs are intact"):
         # History first: a run stopped between the two writes resumes from the older

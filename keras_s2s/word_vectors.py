@@ -20,11 +20,13 @@ gensim is an optional dependency: `pip install "keras_s2s[embeddings]"`.
 """
 
 import dataclasses
+import gzip
 import os
+import zlib
 
 import numpy as np
 
-from keras_s2s.data import open_text
+from keras_s2s.data import raw_lines
 from keras_s2s.text import SPACE_SYMBOL, SPECIAL_TOKENS
 
 EXTRA = "embeddings"
@@ -70,9 +72,10 @@ class Coverage:
 
 def _header(path):
     """(count, dim, binary) from a word2vec/fastText file's header, or a ValueError."""
-    with open_text(path) as file:
-        first = file.readline()
-        second = file.readline()
+    lines = raw_lines(path)  # a damaged or mislabelled .gz is named here
+    first = next(lines, (0, b""))[1]
+    second = next(lines, (0, b""))[1]
+    lines.close()
     try:
         count, dim = (int(field) for field in first.decode("ascii").split())
     except (UnicodeDecodeError, ValueError):
@@ -118,7 +121,7 @@ def read_vectors(path):
     KeyedVectors = require_gensim()
     try:
         vectors = KeyedVectors.load_word2vec_format(path, binary=binary, unicode_errors="replace")
-    except (ValueError, EOFError, IndexError) as error:
+    except (ValueError, EOFError, IndexError, zlib.error, gzip.BadGzipFile) as error:
         kind = "binary" if binary else "text"
         raise ValueError(f"{path}: its header announces {count} words of {dim} dimensions, "
                          f"but the {kind} entries do not match that ({error}).") from None

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -69,17 +70,18 @@ def test_a_second_writer_fails_at_once_naming_the_holder_and_a_crash_leaves_no_l
 def test_two_trainings_and_two_exports_at_once_the_second_stops_and_nothing_is_replaced(tmp_path):
     run = tmp_path / "run"
     pairs = tmp_path / "pairs.tsv"
-    pairs.write_text(PAIRS * 50, encoding="utf-8")
+    # Long enough that the first still trains when the second has started up.
+    pairs.write_text(PAIRS * 500, encoding="utf-8")
     first = subprocess.Popen(
         [sys.executable, "-m", "keras_s2s", "train", "--pairs", str(pairs), "--preset", "dates",
-         "--checkpoint-dir", str(run), "--epochs", "1", "--seed", "0"],
+         "--checkpoint-dir", str(run), "--epochs", "2", "--seed", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     while not (run / ".lock").exists() or not (run / ".lock").read_text().strip():
         assert first.poll() is None, first.communicate()
         time.sleep(0.05)
     second = subprocess.run(
         [sys.executable, "-m", "keras_s2s", "train", "--pairs", str(pairs), "--preset", "dates",
-         "--checkpoint-dir", str(run), "--epochs", "1", "--seed", "1"],
+         "--checkpoint-dir", str(run), "--epochs", "2", "--seed", "1"],
         capture_output=True, text=True, env=ENV, timeout=300)
     assert second.returncode == 1
     assert one_line_error(second.stderr) == (
@@ -102,6 +104,40 @@ def test_two_trainings_and_two_exports_at_once_the_second_stops_and_nothing_is_r
     assert written == [str(version) for version in range(1, len(exported) + 1)]
     for err in refused:
         assert "name=" in one_line_error(err) and "is in use by process" in err
+
+
+def lock_is_free(path):
+    """Whether another open file description could lock `path` now (what another process sees)."""
+    import fcntl
+
+    descriptor = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(descriptor)
+
+
+def test_threads_share_a_folders_lock_and_the_last_one_out_releases_it(tmp_path):
+    first_in, first_out, second_in = (threading.Event() for _ in range(3))
+
+    def first():
+        with locks.exclusive(str(tmp_path), "checkpoint_dir"):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(10)
+    with locks.exclusive(str(tmp_path), "checkpoint_dir"):
+        second_in.set()
+        first_out.wait(10)
+        assert not lock_is_free(tmp_path / locks.LOCK_FILE)  # still held for this thread
+    thread.join(10)
+    assert lock_is_free(tmp_path / locks.LOCK_FILE)
 
 
 def test_an_export_appears_whole_and_never_over_another(dates_model, tmp_path):
@@ -346,10 +382,14 @@ def test_a_full_disk_stops_training_with_what_survived_and_it_resumes_once_freed
 # --- registration ---------------------------------------------------------------------------
 
 @pytest.mark.subprocess
-def test_import_keras_s2s_alone_lets_keras_load_a_saved_model(dates_model, tmp_path):
+@pytest.mark.parametrize("imports", ["import keras_s2s, keras", "import keras, keras_s2s",
+                                     "import keras_s2s.text, keras"])
+def test_import_keras_s2s_alone_lets_keras_load_a_saved_model(dates_model, tmp_path, imports):
+    # In the last order TensorFlow Text loads Keras while keras_s2s.text is half made: the
+    # registration waits for that import to finish.
     model = dates_model[0]
     model.save(str(tmp_path / "dates.keras"))
-    script = ("import keras_s2s, keras\n"
+    script = (f"{imports}\n"
               f"model = keras.saving.load_model({str(tmp_path / 'dates.keras')!r})\n"
               "print(type(model).__name__, model.translate(['March 3, 2021'])[0])\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

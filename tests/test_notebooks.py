@@ -40,15 +40,15 @@ NOT_MEASURED = re.compile(r"`[^`]*`|\]\([^)]*\)|\$\$.*?\$\$|\$[^$]*\$"
 # the English notebook's name; a Korean edition has the same exceptions.
 CITED = {
     "08_export_and_serve": {
-        # benchmarks/README.md, note 6 (and serving/README.md, Threads): batch 64 decoded in two
-        # shards at 2,342 sentences/s against 1,566 unsharded.
+        # benchmarks/README.md, note 6 (and serving/README.md, Threads): two shards against one
+        # loop at batch 64.
         "1.5배", "1.5 times",
         # benchmarks/README.md, note 5 (and serving/README.md): --jit-compile's batch-1 latency.
         "0.70배", "0.70 times", "0.48배", "0.48 times"},
     "09_from_rnn_attention_to_the_transformer": {
         # saved_models/README.md, "Multi30k de→en with the Transformer": the shipped model's
-        # 8 epochs in 50 min 53 s, an earlier wider one's 6 epochs in 63 min 48 s and its
-        # 33 MB export, over the 25 MB a shipped model may take.
+        # training time, an earlier wider one's training time and export size, and the size
+        # a shipped model may take.
         "53 s", "53초", "63 min", "63분", "33 MB", "25 MB"},
 }
 

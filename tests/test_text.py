@@ -156,6 +156,8 @@ def test_sentencepiece_models_load_without_a_log_line(capfd):
     lets everything else through."""
     import os
 
+    from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
+
     from keras_s2s import tasks
     from keras_s2s.startup import is_sentencepiece_info_line, native_lines_hidden
     from keras_s2s.text import learn_sentencepiece
@@ -163,6 +165,8 @@ def test_sentencepiece_models_load_without_a_log_line(capfd):
     pairs, _ = tasks.load_task("toy-ko", 200, 10)
     model = learn_sentencepiece([source.lower() for source, _ in pairs], 60)
     capfd.readouterr()
+    gen_sentencepiece_tokenizer.sentencepiece_op(model=model)  # the op alone does log it
+    assert "LOG(INFO)" in capfd.readouterr().err
     tokenizer = Tokenizer("sentencepiece", sentencepiece_model=model)
     assert token_lists(tokenizer.split(tf.constant(["a book"])))[0]
     assert "LOG(INFO)" not in capfd.readouterr().err

@@ -15,6 +15,7 @@ dropping finished rows.
 import tensorflow as tf
 
 from keras_s2s.search import SearchResult, most_likely, sequence_lengths, zero_rows
+from keras_s2s.text import PAD_ID
 
 # Source lengths are padded up to a multiple of this before compiling, so that sentences
 # of 1 to 8 tokens share one compiled program, 9 to 16 the next, and so on.
@@ -47,12 +48,12 @@ def _next_power_of_two(count):
 
 
 def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, max_length,
-                              row_inputs, pad_id=0):
+                              row_inputs):
     """Greedy search whose loop keeps every shape; returns (steps, `SearchResult`).
 
     Args:
         next_step: `next_step(tokens, state, row_inputs)` as in `search.greedy_search`.
-        initial_state, start_tokens, end_id, pad_id: as `search.greedy_search`.
+        initial_state, start_tokens, end_id: as `search.greedy_search`.
         max_length: a Python int: the result arrays have this many steps.
         row_inputs: nest of (batch, ...) tensors the step reads; here no row leaves.
 
@@ -73,7 +74,7 @@ def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, ma
         logits, state, step_output = next_step(tokens, state, row_inputs)  # (batch, vocab)
         next_tokens, chosen = most_likely(logits)  # (batch,), (batch,)
         # Finished rows stay in the batch (fixed shapes): they repeat padding, add nothing.
-        next_tokens = tf.where(finished, pad_id, next_tokens)
+        next_tokens = tf.where(finished, PAD_ID, next_tokens)
         chosen = tf.where(finished, 0.0, chosen)
         step_output = zero_rows(finished, step_output)  # float32
         arrays = tuple(array.write(step, value)
@@ -85,9 +86,9 @@ def fixed_shape_greedy_search(next_step, initial_state, start_tokens, end_id, ma
     steps, _, _, _, arrays = tf.while_loop(keep_going, body, loop_vars,
                                            maximum_iterations=max_length)
     # Steps the loop never reached are still unwritten: stack() gives zeros there, so the
-    # step outputs are zeros; the tokens get pad_id below.
+    # step outputs are zeros; the tokens get PAD_ID below.
     tokens, scores, step_outputs = (array.stack() for array in arrays)  # (max_length, batch, ...)
-    tokens = tf.where(tf.range(max_length)[:, tf.newaxis] < steps, tokens, pad_id)
+    tokens = tf.where(tf.range(max_length)[:, tf.newaxis] < steps, tokens, PAD_ID)
     tokens = tf.transpose(tokens)  # (batch, max_length)
     permutation = [1, 0] + list(range(2, step_outputs.shape.rank))  # steps after batch
     # A row without end_id ran all `steps`, which is then max_length: its length is right.
