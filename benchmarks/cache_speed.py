@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_s2s.config import preset  # noqa: E402
+from keras_s2s.source_memory import SourceMemory  # noqa: E402
 from keras_s2s.text import START_ID, Vocabulary  # noqa: E402
 from keras_s2s.transformer import TransformerDecoder  # noqa: E402
 
@@ -41,31 +42,30 @@ def make_decoder(args):
                                  num_layers=model_config.num_layers,
                                  num_heads=model_config.num_heads, ff_units=model_config.ff_units,
                                  max_length=max(args.lengths) + 1, dropout=0.0)
-    decoder.build((None, None), (None, None, model_config.units))
+    decoder.build((None, None))
     return decoder
 
 
-def cached_loop(decoder, encoder_outputs, source_mask, steps):
-    """Greedy decoding for `steps` tokens with `decoder.step` and its cache."""
-    keys = decoder.compute_keys(encoder_outputs)
-    state = decoder.search_state([], encoder_outputs, steps)
-    tokens = tf.fill([tf.shape(encoder_outputs)[0]], START_ID)
+def cached_loop(decoder, memory, steps):
+    """Greedy decoding for `steps` tokens with `decoder.step` and its (fixed) cache."""
+    state = decoder.search_state(memory, steps)
+    tokens = tf.fill([tf.shape(memory.encoder_outputs)[0]], START_ID)
 
     def body(step, tokens, state):
-        logits, state, _ = decoder.step(tokens, state, encoder_outputs, keys, source_mask)
+        logits, state, _ = decoder.step(tokens, state, memory)
         return step + 1, tf.argmax(logits, -1, output_type=tf.int32), state
 
     _, tokens, _ = tf.while_loop(lambda step, *_: step < steps, body, (0, tokens, state))
     return tokens
 
 
-def recomputing_loop(decoder, encoder_outputs, source_mask, steps):
+def recomputing_loop(decoder, memory, steps):
     """Greedy decoding for `steps` tokens, re-running the decoder over the prefix each step."""
-    batch = tf.shape(encoder_outputs)[0]
+    batch = tf.shape(memory.encoder_outputs)[0]
     prefix = tf.fill([batch, 1], START_ID)
 
     def body(step, prefix):
-        logits, _ = decoder(prefix, encoder_outputs, (), source_mask)  # (batch, step + 1, vocab)
+        logits, _ = decoder(prefix, memory)  # (batch, step + 1, vocab)
         next_tokens = tf.argmax(logits[:, -1], -1, output_type=tf.int32)
         return step + 1, tf.concat([prefix, next_tokens[:, tf.newaxis]], 1)
 
@@ -90,16 +90,17 @@ def main():
     encoder_outputs = tf.random.stateless_normal(
         [args.batch_size, args.source_length, decoder.units], seed=[1, 2])
     source_mask = tf.ones([args.batch_size, args.source_length], tf.bool)
+    memory = SourceMemory(encoder_outputs, source_mask, decoder.compute_keys(encoder_outputs), [])
     loops = {"cache": tf.function(cached_loop), "no cache": tf.function(recomputing_loop)}
     results = []
     for length in args.lengths:
         for loop in loops.values():  # one call each to trace, outside the timing
-            loop(decoder, encoder_outputs, source_mask, tf.constant(length))
+            loop(decoder, memory, tf.constant(length))
         seconds = {name: [] for name in loops}
         for _ in range(args.rounds):  # in turns, so that drift in the machine's speed hits both
             for name, loop in loops.items():
                 started = time.perf_counter()
-                loop(decoder, encoder_outputs, source_mask, tf.constant(length)).numpy()
+                loop(decoder, memory, tf.constant(length)).numpy()
                 seconds[name].append(time.perf_counter() - started)
         row = {"length": length, **{f"{name} ms/token": 1000 * float(np.median(times)) / length
                                     for name, times in seconds.items()}}

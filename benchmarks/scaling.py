@@ -25,6 +25,7 @@ import tensorflow as tf  # noqa: E402
 from keras_s2s.config import preset  # noqa: E402
 from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.search import greedy_search  # noqa: E402
+from keras_s2s.source_memory import encode_source  # noqa: E402
 from keras_s2s.text import SPECIAL_TOKENS, START_ID, Vocabulary  # noqa: E402
 from keras_s2s.training import make_optimizer  # noqa: E402
 
@@ -57,15 +58,13 @@ def decode_seconds(model, batch, length):
 
     @tf.function
     def decode(source_ids):
-        encoder_outputs, encoder_states = model.encoder(source_ids)
-        keys = model.decoder.compute_keys(encoder_outputs)
-        source_mask = tf.ones_like(source_ids, tf.bool)
+        memory = encode_source(model.encoder, model.decoder, source_ids)
 
         def next_step(tokens, state):
-            return model.decoder.step(tokens, state, encoder_outputs, keys, source_mask)
+            return model.decoder.step(tokens, state, memory)
 
         # end_id -1 never occurs: every row decodes exactly `length` tokens.
-        result = greedy_search(next_step, model.decoder.initial_state(encoder_states),
+        result = greedy_search(next_step, model.decoder.search_state(memory, length),
                                tf.fill([batch], START_ID), -1, length)
         return result.tokens
 

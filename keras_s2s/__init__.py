@@ -28,6 +28,8 @@ _EXPORTS = {
     "exact_match": "metrics",
     "Seq2Seq": "model",
     "greedy_search": "search",
+    "SourceMemory": "source_memory",
+    "encode_source": "source_memory",
     "load_task": "tasks",
     "TextProcessor": "text",
     "Tokenizer": "text",

@@ -25,7 +25,7 @@ import collections
 
 import tensorflow as tf
 
-from keras_s2s.search import open_state, step_with_row_inputs, zero_rows
+from keras_s2s.search import open_rows, state_shape_invariants, step_with_row_inputs, zero_rows
 from keras_s2s.text import PAD_ID
 
 BeamResult = collections.namedtuple(
@@ -148,12 +148,10 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
                  tile_beams(initial_state, beam_size), tile_beams(row_inputs, beam_size), log_probs,
                  tf.zeros([batch, beam_size], tf.int32), tf.zeros([batch, beam_size], tf.bool),
                  log_probs, tf.zeros([batch, beam_size], tf.int32), records)
-    # Sentences leave and the beam size may be a tensor: batch and beam stay open dimensions;
-    # the decoder's state may also grow along any axis but its last.
-    open_rows = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
+    # Sentences leave and the beam size may be a tensor: batch and beam stay open dimensions.
     open_all = lambda tensor: tf.TensorShape([None] * tensor.shape.rank)  # noqa: E731
     invariants = (tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None]),
-                  tf.nest.map_structure(open_state, loop_vars[3]),
+                  state_shape_invariants(loop_vars[3]),
                   tf.nest.map_structure(open_rows, loop_vars[4]),
                   *[open_all(tensor) for tensor in loop_vars[5:10]],
                   (tf.TensorShape(None),) * len(records))

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_s2s.attention import make_attention
 from keras_s2s.encoder import make_rnn
+from keras_s2s.source_memory import as_memory
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
@@ -38,19 +39,22 @@ class Decoder(keras.layers.Layer):
 
     Call arguments:
         target_ids: (batch, t) int, the gold tokens shifted right (starting with [START]).
-        encoder_outputs: (batch, s, units).
-        initial_state: `initial_state(encoder_states)`.
-        source_mask: (batch, s) bool, False on source padding.
+        memory: a `SourceMemory` (`source_memory.encode_source`): encoder outputs, source
+            mask, attention keys and the encoder's final states (the initial state).
         training: bool.
 
     Returns:
         logits (batch, t, vocab) and attention weights (batch, t, s) (zeros without attention).
 
+    It implements `source_memory.DecoderContract`, as the `TransformerDecoder` does.
+
     Example:
+        >>> from keras_s2s.encoder import Encoder
+        >>> from keras_s2s.source_memory import encode_source
+        >>> encoder = Encoder(vocab_size=40, embedding_dim=8, units=16)
         >>> decoder = Decoder(vocab_size=50, embedding_dim=8, units=16)
-        >>> state = decoder.initial_state([[tf.zeros([2, 16])]])
-        >>> logits, weights = decoder(tf.ones([2, 3], tf.int32), tf.zeros([2, 4, 16]),
-        ...                           state, tf.ones([2, 4], tf.bool))
+        >>> memory = encode_source(encoder, decoder, tf.constant([[5, 6, 3, 0], [7, 3, 0, 0]]))
+        >>> logits, weights = decoder(tf.ones([2, 3], tf.int32), memory)
         >>> tuple(logits.shape), tuple(weights.shape)
         ((2, 3, 50), (2, 3, 4))
 
@@ -89,8 +93,11 @@ class Decoder(keras.layers.Layer):
     def rnn_layers(self):
         return [getattr(self, f"rnn_{index}") for index in range(self.num_layers)]
 
-    def build(self, target_ids_shape, encoder_outputs_shape):
+    def build(self, target_ids_shape, memory_shape=None):
         batch, length = target_ids_shape[0], target_ids_shape[1]
+        # A SourceMemory of shapes when Keras builds on a first call; its first field is the
+        # encoder outputs', which are `units` wide (the decoder starts from their states).
+        encoder_outputs_shape = memory_shape[0] if memory_shape else (batch, None, self.units)
         self.embedding.build(target_ids_shape)
         width = self.embedding_dim + (self.units if self.input_feeding else 0)
         for rnn in self.rnn_layers:
@@ -115,73 +122,67 @@ class Decoder(keras.layers.Layer):
         # The RNN states' dtype, so that a mixed-precision model keeps one dtype in its loops.
         return rnn_states, tf.zeros([batch, self.units], rnn_states[0][0].dtype)
 
-    def search_state(self, encoder_states, encoder_outputs, max_length, growing=False):
-        """The state before [START] in a search: `initial_state(encoder_states)`; the
-        encoder outputs, the search's length and `growing` are what a Transformer decoder
-        needs (an RNN's state keeps its shape)."""
-        return self.initial_state(encoder_states)
+    def search_state(self, memory, max_length=None, cache=None):
+        """The state before [START] in a search: `initial_state` of the memory's encoder
+        states. An RNN's state keeps its size, so the search's length and a cache form (what
+        a Transformer decoder needs) do not matter here."""
+        return self.initial_state(memory.encoder_states)
 
     def compute_keys(self, encoder_outputs):
-        """(batch, s, units) -> attention keys, computed once per sentence (None without attention)."""
+        """(batch, s, units) -> attention keys, computed once per sentence (() without attention)."""
         if self.attention is None:
-            return None
+            return ()
         return self.attention.compute_keys(encoder_outputs)
 
-    def call(self, target_ids, encoder_outputs, initial_state, source_mask, training=False):
-        attentional, weights = self.attentional_states(
-            target_ids, encoder_outputs, initial_state, source_mask, training=training)
+    def call(self, target_ids, memory, training=False):
+        memory = as_memory(memory)
+        attentional, weights = self.attentional_states(target_ids, memory, training=training)
         return self.project(attentional, training=training), weights  # (batch, t, vocab), (batch, t, s)
 
     def project(self, attentional, training=False):
         """h̃ (..., units) -> logits (..., vocab): the output projection W_s (after dropout)."""
         return self.output_projection(self.dropout(attentional, training=training))
 
-    def attentional_states(self, target_ids, encoder_outputs, initial_state, source_mask,
-                           training=False):
+    def attentional_states(self, target_ids, memory, training=False):
         """Teacher forcing up to h̃: (batch, t, units) attentional states, weights (batch, t, s).
 
         Training projects only the states of real target tokens (`Seq2Seq.teacher_forcing_sums`),
         which skips the vocabulary-sized matmul on padding: the largest cost of a step.
         """
-        keys = self.compute_keys(encoder_outputs)
+        initial_state = self.initial_state(memory.encoder_states)
         embedded = self.dropout(self.embedding(target_ids), training=training)  # (batch, t, emb)
         if self.input_feeding:
-            attentional, weights = self._run_with_input_feeding(
-                embedded, initial_state, encoder_outputs, keys, source_mask)
-        else:
-            rnn_outputs = embedded
-            # Target padding sits after the last real token, so it cannot change earlier
-            # outputs; the loss ignores the padded positions, hence no RNN mask here.
-            for rnn, state in zip(self.rnn_layers, initial_state[0]):
-                rnn_outputs, *_ = rnn(rnn_outputs, initial_state=list(state), training=training)
-            attentional, weights = self._attend(rnn_outputs, encoder_outputs, keys, source_mask)
-        return attentional, weights
+            return self._run_with_input_feeding(embedded, initial_state, memory)
+        rnn_outputs = embedded
+        # Target padding sits after the last real token, so it cannot change earlier
+        # outputs; the loss ignores the padded positions, hence no RNN mask here.
+        for rnn, state in zip(self.rnn_layers, initial_state[0]):
+            rnn_outputs, *_ = rnn(rnn_outputs, initial_state=list(state), training=training)
+        return self._attend(rnn_outputs, memory)
 
-    def cross_attention_weights(self, target_ids, encoder_outputs, encoder_states, source_mask):
+    def cross_attention_weights(self, target_ids, memory):
         """Teacher forcing's attention in the Transformer decoder's layout, one layer and
         one head: (batch, 1, 1, t, s), so that a caller reads either architecture alike."""
-        _, weights = self.attentional_states(target_ids, encoder_outputs,
-                                             self.initial_state(encoder_states), source_mask)
+        _, weights = self.attentional_states(target_ids, memory)
         return weights[:, tf.newaxis, tf.newaxis]  # (batch, t, s) -> (batch, 1, 1, t, s)
 
-    def step(self, token_ids, state, encoder_outputs, keys, source_mask):
+    def step(self, token_ids, state, memory):
         """One decoding step for search.
 
         Args:
             token_ids: (batch,) int, the previous output token.
-            state: (rnn_states, attentional) from `initial_state` or the previous step.
-            encoder_outputs, keys, source_mask: as in `call` / `compute_keys`.
+            state: (rnn_states, attentional) from `search_state` or the previous step.
+            memory: the `SourceMemory` of these rows.
 
         Returns:
             logits (batch, vocab), the new state, attention weights (batch, s).
         """
-        attentional, state, weights = self.attentional_step(
-            token_ids, state, encoder_outputs, keys, source_mask)
+        attentional, state, weights = self.attentional_step(token_ids, state, memory)
         logits = self.project(attentional)  # (batch, units) -> (batch, vocab)
         # Searches rank in float32 whatever the compute dtype (mixed precision).
         return tf.cast(logits, tf.float32), state, weights
 
-    def attentional_step(self, token_ids, state, encoder_outputs, keys, source_mask):
+    def attentional_step(self, token_ids, state, memory):
         """`step` up to h̃, without the output projection W_s.
 
         Returns:
@@ -192,11 +193,10 @@ class Decoder(keras.layers.Layer):
         # makes on every call are not needed once per token.
         embedded = tf.cast(tf.gather(self.embedding.embeddings, token_ids),
                            self.embedding.compute_dtype)  # (batch,) -> (batch, emb)
-        state, weights = self._rnn_and_attention_step(embedded, state, encoder_outputs, keys,
-                                                      source_mask)
+        state, weights = self._rnn_and_attention_step(embedded, state, memory)
         return state[1], state, weights
 
-    def _rnn_and_attention_step(self, embedded, state, encoder_outputs, keys, source_mask):
+    def _rnn_and_attention_step(self, embedded, state, memory):
         """From an embedded token (batch, emb): the RNN stack, attention and h̃; returns the
         new state (rnn_states, h̃) and weights (batch, s). Teacher forcing with input feeding
         scans it over the target; `attentional_step` runs it once."""
@@ -207,38 +207,33 @@ class Decoder(keras.layers.Layer):
             inputs, layer_states = rnn.cell(inputs, list(layer_states))  # (batch, units)
             new_rnn_states.append(tuple(layer_states))
         if self.attention is None:
-            weights = tf.zeros(tf.stack([tf.shape(inputs)[0], tf.shape(encoder_outputs)[1]]))
+            weights = tf.zeros(tf.stack([tf.shape(inputs)[0], tf.shape(memory.encoder_outputs)[1]]))
             return (tuple(new_rnn_states), inputs), weights
         # (batch, units) -> c_t (batch, units), weights (batch, s)
-        context, weights = self.attention.step(inputs, encoder_outputs, keys, source_mask)
+        context, weights = self.attention.step(inputs, memory.encoder_outputs, memory.keys,
+                                               memory.source_mask)
         attentional = self.attentional_projection(tf.concat([context, inputs], -1))  # (batch, units)
         return (tuple(new_rnn_states), attentional), weights
 
-    def _attend(self, rnn_outputs, encoder_outputs, keys, source_mask):
+    def _attend(self, rnn_outputs, memory):
         """(batch, t, units) RNN outputs -> h̃ (batch, t, units), weights (batch, t, s)."""
         if self.attention is None:
-            source_length = tf.shape(encoder_outputs)[1]
+            source_length = tf.shape(memory.encoder_outputs)[1]
             weights = tf.zeros(tf.concat([tf.shape(rnn_outputs)[:2], [source_length]], 0))
             return rnn_outputs, weights
-        context, weights = self.attention(rnn_outputs, encoder_outputs, keys=keys,
-                                          source_mask=source_mask)
+        context, weights = self.attention(rnn_outputs, memory.encoder_outputs, keys=memory.keys,
+                                          source_mask=memory.source_mask)
         attentional = self.attentional_projection(tf.concat([context, rnn_outputs], -1))
         return attentional, weights
 
-    def _run_with_input_feeding(self, embedded, initial_state, encoder_outputs, keys, source_mask):
+    def _run_with_input_feeding(self, embedded, initial_state, memory):
         """Teacher forcing when step t needs h̃_{t-1}: a graph loop over target positions."""
-        batch, source_length = tf.shape(encoder_outputs)[0], tf.shape(encoder_outputs)[1]
+        batch, source_length = tf.shape(embedded)[0], tf.shape(memory.encoder_outputs)[1]
 
         def one_step(carry, embedded_t):
             state, _ = carry
-            return self._rnn_and_attention_step(embedded_t, state, encoder_outputs, keys,
-                                                source_mask)
+            return self._rnn_and_attention_step(embedded_t, state, memory)
 
-        # tf.scan needs the state in the nesting `_rnn_and_attention_step` returns; a state
-        # that went through JSON (a functional model loaded from a .keras file) comes back
-        # as lists.
-        rnn_states, attentional = initial_state
-        initial_state = (tuple(tuple(layer_states) for layer_states in rnn_states), attentional)
         initial = (initial_state, tf.zeros([batch, source_length], self.compute_dtype))
         time_major = tf.transpose(embedded, [1, 0, 2])  # (batch, t, emb) -> (t, batch, emb)
         (_, attentional), weights = tf.scan(one_step, time_major, initializer=initial)

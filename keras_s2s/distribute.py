@@ -30,6 +30,30 @@ def global_token_count(token_count):
     return replica.all_reduce(SUM, token_count)
 
 
+def train_on_batch(model, optimizer, batch_sums):
+    """One update of `model` from one replica's batch: the training step every path runs
+    (`Seq2Seq.train_step` under `fit`, `training.train`'s loop, scheduled sampling).
+
+    Args:
+        model: the model whose trainable variables are updated.
+        optimizer: a Keras optimizer built for them.
+        batch_sums: a function () -> (loss_sum, token_count, correct), the batch's summed
+            token loss, its real target tokens and the correct predictions among them,
+            computed where the gradient tape sees it.
+
+    Returns:
+        (loss_sum, token_count, correct) of this replica's batch.
+    """
+    with tf.GradientTape() as tape:
+        loss_sum, token_count, correct = batch_sums()
+        # Dividing by the global batch's tokens makes the replicas' summed gradients the
+        # single-device gradient (point 1 above).
+        loss = loss_sum / tf.maximum(global_token_count(token_count), 1.0)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    apply_gradients(optimizer, gradients, model.trainable_variables)
+    return loss_sum, token_count, correct
+
+
 def apply_gradients(optimizer, gradients, variables):
     """`optimizer.apply_gradients`, with the global-norm clipping of the summed gradient."""
     replica = tf.distribute.get_replica_context()

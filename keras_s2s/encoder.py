@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_s2s.packed_rnn import run_packed
-from keras_s2s.text import PAD_ID
+from keras_s2s.text import not_padding, unpadded_lengths
 
 
 def make_rnn(cell, units, name, go_backwards=False):
@@ -93,7 +93,7 @@ class Encoder(keras.layers.Layer):
 
     def call(self, source_ids, training=False):
         # The RNNs skip padded steps, so each final state is the state after the last real token.
-        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
+        source_mask = not_padding(source_ids)  # (batch, s)
         outputs = self.dropout(self.embedding(source_ids), training=training)  # (batch, s, emb)
         final_states = []
         for index, rnn in enumerate(self.rnn_layers):
@@ -121,7 +121,7 @@ class Encoder(keras.layers.Layer):
             source_ids: (batch, s) int, s >= 1, padded with 0 at the end.
         """
         source_ids = tf.convert_to_tensor(source_ids)
-        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)  # (batch,)
+        lengths = unpadded_lengths(source_ids)  # (batch,)
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)  # longest first
         restore = tf.math.invert_permutation(order)
         lengths = tf.gather(lengths, order)

@@ -20,8 +20,9 @@ from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
 from keras_s2s.losses import masked_correct, masked_cross_entropy
 from keras_s2s.positional_encoding import PositionalEmbedding
-from keras_s2s.text import (PAD_ID, START_ID, TextProcessor, Vocabulary, build_vocabulary,
-                            make_tokenizer, texts_tensor)
+from keras_s2s.source_memory import encode_source
+from keras_s2s.text import (PAD_ID, TextProcessor, Vocabulary, build_vocabulary, make_tokenizer,
+                            not_padding, texts_tensor)
 from keras_s2s.transformer import TransformerDecoder, TransformerEncoder
 
 CONFIG_FILE = "config.json"
@@ -163,7 +164,7 @@ class Seq2Seq(keras.Model):
 
     def build(self, input_shape=None):
         self.encoder.build((None, None))
-        self.decoder.build((None, None), (None, None, self.model_config.units))
+        self.decoder.build((None, None))
 
     def compile(self, optimizer="adam", label_smoothing=0.0, **kwargs):
         """As `keras.Model.compile`; the loss is always the masked token cross-entropy."""
@@ -191,11 +192,8 @@ class Seq2Seq(keras.Model):
 
     def forward(self, source_ids, decoder_input_ids, training=False):
         """Teacher-forced pass: logits (batch, t, vocab) and attention (batch, t, s)."""
-        encoder_outputs, encoder_states = self.encoder(source_ids, training=training)
-        state = self.decoder.initial_state(encoder_states)
-        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
-        return self.decoder(decoder_input_ids, encoder_outputs, state, source_mask,
-                            training=training)
+        memory = encode_source(self.encoder, self.decoder, source_ids, training=training)
+        return self.decoder(decoder_input_ids, memory, training=training)
 
     def to_ids(self, source, target):
         """Raw strings or ids -> (source_ids (batch, s), target_ids (batch, t + 2)) int32."""
@@ -211,13 +209,11 @@ class Seq2Seq(keras.Model):
         Only real target tokens reach the output projection: padding would cost a
         (positions, units) @ (units, vocab) matmul whose loss is masked out anyway.
         """
-        encoder_outputs, encoder_states = self.encoder(source_ids, training=training)
-        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
+        memory = encode_source(self.encoder, self.decoder, source_ids, training=training)
         attentional, _ = self.decoder.attentional_states(
-            target_ids[:, :-1], encoder_outputs, self.decoder.initial_state(encoder_states),
-            source_mask, training=training)  # (batch, t, units)
+            target_ids[:, :-1], memory, training=training)  # (batch, t, units)
         labels = target_ids[:, 1:]  # (batch, t)
-        is_real = tf.not_equal(labels, PAD_ID)
+        is_real = not_padding(labels)
         real_states = tf.boolean_mask(attentional, is_real)  # (batch, t, units) -> (tokens, units)
         real_labels = tf.boolean_mask(labels, is_real)  # (tokens,)
         logits = self.decoder.project(real_states, training=training)  # (tokens, vocab)
@@ -226,15 +222,10 @@ class Seq2Seq(keras.Model):
 
     def train_step(self, data):
         source_ids, target_ids = self.to_ids(*data)
-        with tf.GradientTape() as tape:
-            loss_sum, token_count, correct = self.teacher_forcing_sums(
-                source_ids, target_ids, training=True)
-            # Under a tf.distribute strategy this runs once per replica; dividing by the
-            # global batch's tokens makes the summed gradients the single-device gradient.
-            loss = loss_sum / tf.maximum(distribute.global_token_count(token_count), 1.0)
-        gradients = tape.gradient(loss, self.trainable_variables)
-        distribute.apply_gradients(self.optimizer, gradients, self.trainable_variables)
-        return self.update_metrics(loss_sum, token_count, correct)
+        sums = distribute.train_on_batch(
+            self, self.optimizer,
+            lambda: self.teacher_forcing_sums(source_ids, target_ids, training=True))
+        return self.update_metrics(*sums)
 
     def test_step(self, data):
         source_ids, target_ids = self.to_ids(*data)
@@ -274,17 +265,13 @@ class Seq2Seq(keras.Model):
         if self.model_config.architecture != "transformer":
             raise ValueError("attention_heads needs architecture='transformer'; got "
                              f"architecture={self.model_config.architecture!r}.")
+        translator = self.translator(max_length)
         texts = texts_tensor(texts)
-        outputs = self.translator(max_length).greedy(texts)
-        target_tokens = outputs["target_tokens"]  # (batch, t), "" after [END]
-        target_ids = tf.where(target_tokens == "", PAD_ID,
-                              tf.cast(self.target_text.token_to_id.lookup(target_tokens), tf.int32))
+        target_tokens = translator.greedy(texts)["target_tokens"]  # (batch, t), "" after [END]
+        target_ids = tf.where(target_tokens == "", PAD_ID, tf.cast(
+            self.target_text.token_to_id.lookup(target_tokens), tf.int32))  # [END] last
         # Teacher forcing on the model's own output reproduces the search's attention.
-        decoder_inputs = tf.concat([tf.fill([tf.shape(texts)[0], 1], START_ID), target_ids[:, :-1]], 1)
-        source_ids = self.source_text.encode(texts).to_tensor()  # (batch, s)
-        encoder_outputs, encoder_states = self.encoder(source_ids)
-        return self.decoder.cross_attention_weights(decoder_inputs, encoder_outputs,
-                                                    encoder_states, tf.not_equal(source_ids, PAD_ID))
+        return translator.forced_heads(self.source_text.encode(texts).to_tensor(), target_ids)
 
     def export(self, filepath, max_length=None, projection_dtype="float32", jit_compile=False,
                shards=1):

@@ -119,7 +119,15 @@ class MultiHeadAttention(keras.layers.Layer):
                 self.split_heads(self.value_projection(value)))
 
     def call(self, query, value, attention_mask=None, training=False):
-        keys, values = self.project_keys_values(value)
+        return self.attend(query, self.project_keys_values(value), attention_mask, training)
+
+    def attend(self, query, keys_values, attention_mask=None, training=False):
+        """`call` with the keys and values already projected (`project_keys_values`), as a
+        decoder reads the source: once per sentence, for every target position.
+
+        Returns output (batch, t, units) and weights (batch, heads, t, s) float32.
+        """
+        keys, values = keys_values  # (batch, heads, s, head_units) each
         # Scaling the queries, not the scores: the same product with t·units multiplies
         # instead of t·s·heads.
         queries = self.split_heads(self.query_projection(query)) * (self.head_units ** -0.5)
@@ -154,48 +162,29 @@ class MultiHeadAttention(keras.layers.Layer):
         output = self.output_projection(tf.reshape(context, [rows, self.units]))  # (rows, units)
         return output, weights[:, :, 0, :]
 
-    def cached_self_attention_step(self, query, cache, positions, growing=False):
+    def cached_self_attention_step(self, query, cache, positions):
         """Self-attention of the token at `positions` over itself and the tokens before it.
 
         The keys and values of earlier tokens come from `cache` instead of being recomputed:
-        each step projects only its own token and writes it into the cache at its position
-        (or, with `growing`, appends it).
+        each step projects only its own token and appends it to the cache.
 
         Args:
             query: (rows, units), the new token's input.
-            cache: (keys, values), each (rows, heads, max_length, head_units), holding the
-                earlier tokens' keys and values at positions < `positions` (anything after);
-                with `growing`, see below.
+            cache: a `kv_cache.FixedCache` or `GrowingCache` holding the earlier tokens'
+                keys and values.
             positions: (rows,) int32, the new token's position.
-            growing: the fast path (`GrowingCacheState` in `transformer.py`): `cache` holds
-                exactly the positions before `positions`, the same for every row, each
-                (rows, heads, positions, head_units), and the new token is appended.
 
         Returns:
-            output (rows, units), the updated cache, weights (rows, heads, max_length), or
-            (rows, heads, positions + 1) with `growing`.
+            output (rows, units), the cache with the new token, weights (rows, heads, n)
+            over the n positions the cache holds.
         """
         rows = tf.shape(query)[0]
-        cache_keys, cache_values = cache
         new_keys = tf.reshape(self.key_projection(query), [rows, self.num_heads, self.head_units])
         new_values = tf.reshape(self.value_projection(query), [rows, self.num_heads, self.head_units])
-        if growing:
-            # (rows, heads, n, head_units) -> (rows, heads, n + 1, head_units); every
-            # position is one written so far, so none is masked.
-            cache_keys = tf.concat([cache_keys, new_keys[:, :, tf.newaxis]], axis=2)
-            cache_values = tf.concat([cache_values, new_values[:, :, tf.newaxis]], axis=2)
-            output, weights = self.step(query, (cache_keys, cache_values))
-            return output, (cache_keys, cache_values), weights
-        # (row, head, position) for every row and head: one scatter writes the new token.
-        places = tf.stack(tf.meshgrid(tf.range(rows), tf.range(self.num_heads), indexing="ij")
-                          + [tf.tile(positions[:, tf.newaxis], [1, self.num_heads])],
-                          axis=-1)  # (rows, heads, 3)
-        cache_keys = tf.tensor_scatter_nd_update(cache_keys, places, new_keys)
-        cache_values = tf.tensor_scatter_nd_update(cache_values, places, new_values)
-        max_length = tf.shape(cache_keys)[2]
-        visible = tf.range(max_length)[tf.newaxis, :] <= positions[:, tf.newaxis]  # (rows, max_length)
-        output, weights = self.step(query, (cache_keys, cache_values), visible)
-        return output, (cache_keys, cache_values), weights
+        cache = cache.append(new_keys, new_values, positions)
+        keys, values, visible = cache.read(positions)  # (rows, heads, n, head_units), (rows, n)
+        output, weights = self.step(query, (keys, values), visible)
+        return output, cache, weights
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "units": self.units,

@@ -11,9 +11,10 @@ and lowers ε_i as training step i grows, from pure teacher forcing towards free
 Bengio et al.'s inverse sigmoid schedule is ε_i = k / (k + exp(i / k)).
 
 The model's prediction depends on the previous step, so the decoder runs token by token: a
-`tf.scan` over target positions of `Decoder.step`, in graph. Gradients do not flow through
-the choice of ŷ (an argmax), as in the paper. `Decoder.step` applies no dropout, so the
-decoder side trains without it on this path (the encoder keeps its dropout).
+`tf.scan` over target positions of the decoder's `step` (either architecture: the contract
+of `source_memory.DecoderContract`), in graph. Gradients do not flow through the choice of ŷ
+(an argmax), as in the paper. A decoder's `step` applies no dropout, so the decoder side
+trains without it on this path (the encoder keeps its dropout).
 
 Shapes: source_ids (batch, s), decoder_input_ids (batch, t) starting with [START],
 logits (batch, t, vocab).
@@ -28,9 +29,11 @@ import time
 
 import tensorflow as tf
 
+from keras_s2s import distribute
+from keras_s2s.kv_cache import FixedCache
 from keras_s2s.losses import masked_correct, masked_cross_entropy
-from keras_s2s.text import PAD_ID
-from keras_s2s.training import make_optimizer
+from keras_s2s.source_memory import encode_source
+from keras_s2s.training import EpochTotals, make_optimizer
 
 
 def inverse_sigmoid_decay(step, k=100.0):
@@ -58,11 +61,9 @@ def scheduled_sampling_logits(model, source_ids, decoder_input_ids, truth_probab
     Returns:
         logits (batch, t, vocab). Position 0 always reads [START].
     """
-    encoder_outputs, encoder_states = model.encoder(source_ids, training=training)
     decoder = model.decoder
-    keys = decoder.compute_keys(encoder_outputs)
-    source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
-    batch = tf.shape(decoder_input_ids)[0]
+    memory = encode_source(model.encoder, decoder, source_ids, training=training)
+    batch, length = tf.shape(decoder_input_ids)[0], tf.shape(decoder_input_ids)[1]
     use_gold = tf.random.stateless_uniform(tf.shape(decoder_input_ids), seed) < truth_probability
     use_gold = tf.concat([tf.ones([batch, 1], tf.bool), use_gold[:, 1:]], axis=1)  # (batch, t)
 
@@ -71,13 +72,25 @@ def scheduled_sampling_logits(model, source_ids, decoder_input_ids, truth_probab
         gold, take_gold = inputs  # (batch,), (batch,)
         predicted = tf.argmax(previous_logits, axis=-1, output_type=tf.int32)  # (batch,)
         tokens = tf.where(take_gold, gold, tf.stop_gradient(predicted))
-        logits, state, _ = decoder.step(tokens, state, encoder_outputs, keys, source_mask)
+        logits, state, _ = decoder.step(tokens, state, memory)
         return state, logits
 
-    initial = (decoder.initial_state(encoder_states), tf.zeros([batch, decoder.vocab_size]))
+    # t steps, each with its own position: the fixed cache keeps one shape through tf.scan.
+    initial = (decoder.search_state(memory, length, FixedCache),
+               tf.zeros([batch, decoder.vocab_size]))
     time_major = (tf.transpose(tf.cast(decoder_input_ids, tf.int32)), tf.transpose(use_gold))  # (t, batch)
     _, logits = tf.scan(one_step, time_major, initializer=initial)  # (t, batch, vocab)
     return tf.transpose(logits, [1, 0, 2])  # (batch, t, vocab)
+
+
+def scheduled_sampling_sums(model, source_ids, target_ids, truth_probability, seed,
+                            label_smoothing=0.0):
+    """(loss_sum, token_count, correct) of predicting target_ids[:, 1:] with the decoder fed
+    `scheduled_sampling_logits`' mix of gold and predicted tokens."""
+    logits = scheduled_sampling_logits(model, source_ids, target_ids[:, :-1], truth_probability, seed)
+    labels = target_ids[:, 1:]  # (batch, t)
+    loss_sum, token_count = masked_cross_entropy(labels, logits, label_smoothing)
+    return loss_sum, token_count, masked_correct(labels, logits)
 
 
 def train_scheduled_sampling(model, train_dataset, train_config, truth_probability=None,
@@ -100,42 +113,28 @@ def train_scheduled_sampling(model, train_dataset, train_config, truth_probabili
     cardinality = int(train_dataset.cardinality())
     optimizer = make_optimizer(train_config, cardinality if cardinality > 0 else None)
     optimizer.build(model.trainable_variables)
-    label_smoothing = train_config.label_smoothing
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
                                   tf.TensorSpec([None, None], tf.int32),
                                   tf.TensorSpec([], tf.float32), tf.TensorSpec([2], tf.int64)])
     def train_step(source_ids, target_ids, epsilon, seed):
-        with tf.GradientTape() as tape:
-            logits = scheduled_sampling_logits(model, source_ids, target_ids[:, :-1], epsilon, seed)
-            labels = target_ids[:, 1:]  # (batch, t)
-            loss_sum, token_count = masked_cross_entropy(labels, logits, label_smoothing)
-            loss = loss_sum / tf.maximum(token_count, 1.0)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss_sum, token_count, masked_correct(labels, logits)
+        return distribute.train_on_batch(model, optimizer, lambda: scheduled_sampling_sums(
+            model, source_ids, target_ids, epsilon, seed, train_config.label_smoothing))
 
     history, step = [], 0
     for epoch in range(train_config.epochs):
-        start = time.perf_counter()
-        loss_sum = tokens = correct = 0.0
-        epsilon = 1.0
+        start, totals, epsilon = time.perf_counter(), EpochTotals(), 1.0
         for source_ids, target_ids in train_dataset:
             epsilon = float(truth_probability(step))
             if not 0.0 <= epsilon <= 1.0:
                 raise ValueError(f"truth_probability({step}) must be in [0, 1]; got {epsilon}.")
-            seed = tf.constant([train_config.seed, step], tf.int64)
-            batch_loss, batch_tokens, batch_correct = train_step(
-                tf.cast(source_ids, tf.int32), tf.cast(target_ids, tf.int32),
-                tf.constant(epsilon, tf.float32), seed)
-            loss_sum += float(batch_loss)
-            tokens += float(batch_tokens)
-            correct += float(batch_correct)
+            totals.add(*train_step(tf.cast(source_ids, tf.int32), tf.cast(target_ids, tf.int32),
+                                   tf.constant(epsilon, tf.float32),
+                                   tf.constant([train_config.seed, step], tf.int64)))
             step += 1
         if step == 0:
             raise ValueError("train_dataset yielded no batch: there is nothing to train on.")
-        logs = {"epoch": epoch + 1, "loss": loss_sum / max(tokens, 1.0),
-                "accuracy": correct / max(tokens, 1.0), "truth_probability": epsilon,
+        logs = {"epoch": epoch + 1, **totals.logs(), "truth_probability": epsilon,
                 "seconds": round(time.perf_counter() - start, 3)}
         history.append(logs)
         if verbose:

@@ -4,10 +4,11 @@ A search drives a `next_step` function:
 
     next_step(tokens (batch,), state) -> (logits (batch, vocab), new_state, step_output (batch, ...))
 
-`state` is any nest of tensors with batch first, each of which may change size from step to
-step along every axis but its last (a Transformer's key/value cache grows by a position);
-`step_output` is recorded at every step and
-returned stacked (batch, t, ...): the decoder uses it for attention weights. All loops are
+`state` is any nest of tensors with batch first. Only the batch axis may change size from
+step to step, unless the state says otherwise: a state object with a `shape_invariants()`
+method gives the loop's shape invariants itself (a Transformer's growing key/value cache
+does). `step_output` is recorded at every step and returned stacked (batch, t, ...): the
+decoder uses it for attention weights. All loops are
 `tf.while_loop`s, so a search runs inside one graph call for a whole batch and exports with
 the model.
 
@@ -171,12 +172,10 @@ def _one_path_search(next_step, initial_state, start_tokens, end_id, max_length,
 
     loop_vars = (tf.constant(0), tf.range(batch), tf.cast(start_tokens, tf.int32), initial_state,
                  row_inputs, tf.zeros([batch], tf.bool), records)
-    # Rows leave the batch, so every per-row tensor has an open first dimension; the
-    # decoder's state may also grow along any other axis but its last.
-    open_rows = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
+    # Rows leave the batch, so every per-row tensor has an open first dimension.
     invariants = (tf.TensorShape([]), *[tf.nest.map_structure(open_rows, value)
                                         for value in loop_vars[1:3]],
-                  tf.nest.map_structure(open_state, loop_vars[3]),
+                  state_shape_invariants(loop_vars[3]),
                   *[tf.nest.map_structure(open_rows, value) for value in loop_vars[4:6]],
                   (tf.TensorShape(None),) * len(records))
     steps, _, _, _, _, _, records = tf.while_loop(keep_going, body, loop_vars,
@@ -203,14 +202,18 @@ def step_with_row_inputs(next_step, row_inputs):
     return (lambda tokens, state, row_inputs: next_step(tokens, state)), (), False
 
 
-def open_state(tensor):
-    """A search loop's shape invariant for a decoder state tensor: every axis open but the
-    last, since rows leave the batch and a Transformer's key/value cache grows a position
-    per step; the feature axis keeps its size."""
-    rank = tensor.shape.rank
-    if rank is None or rank < 2:  # unknown, a scalar, or (rows,)
-        return tf.TensorShape(None if rank is None else [None] * rank)
-    return tf.TensorShape([None] * (rank - 1)).concatenate(tensor.shape[-1:])
+def open_rows(tensor):
+    """A per-row tensor's shape with the rows axis open: rows leave a search's batch."""
+    return tf.TensorShape([None]).concatenate(tensor.shape[1:])
+
+
+def state_shape_invariants(state):
+    """A search loop's shape invariants for the decoder's state: what the state declares
+    (`state.shape_invariants()`, for a state that changes shape along another axis than its
+    rows), otherwise every tensor with its rows axis open."""
+    if hasattr(state, "shape_invariants"):
+        return state.shape_invariants()
+    return tf.nest.map_structure(open_rows, state)
 
 
 def zero_rows(condition, values):

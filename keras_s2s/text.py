@@ -23,6 +23,16 @@ PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 SPECIAL_TOKENS = (PAD, UNK, START, END)
 PAD_ID, UNK_ID, START_ID, END_ID = range(4)
 
+
+def not_padding(token_ids):
+    """Token ids (...) -> bool (...), True on every real token, False on `PAD_ID`."""
+    return tf.not_equal(token_ids, PAD_ID)
+
+
+def unpadded_lengths(token_ids):
+    """(batch, n) ids padded at the end -> (batch,) int32, each row's real tokens."""
+    return tf.reduce_sum(tf.cast(not_padding(token_ids), tf.int32), axis=1)
+
 # Characters that are neither letters, digits, combining marks nor spaces become tokens of
 # their own. RE2's \w is ASCII-only, so the Unicode classes are spelled out: Hangul is \p{L}.
 _PUNCTUATION = r"[^\p{L}\p{N}\p{M}\s]"

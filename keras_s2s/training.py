@@ -129,13 +129,8 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
                       f"(optimizer step {int(optimizer.iterations.numpy())}).")
 
     def replica_train_step(source_ids, target_ids):
-        with tf.GradientTape() as tape:
-            loss_sum, token_count, correct = model.teacher_forcing_sums(
-                source_ids, target_ids, training=True)
-            loss = loss_sum / tf.maximum(distribute.global_token_count(token_count), 1.0)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        distribute.apply_gradients(optimizer, gradients, model.trainable_variables)
-        return loss_sum, token_count, correct
+        return distribute.train_on_batch(model, optimizer, lambda: model.teacher_forcing_sums(
+            source_ids, target_ids, training=True))
 
     def replica_evaluate_step(source_ids, target_ids):
         return model.teacher_forcing_sums(source_ids, target_ids, training=False)
@@ -162,7 +157,7 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
         progress = keras.utils.Progbar(steps_per_epoch, verbose=verbose,
                                        stateful_metrics=["loss", "accuracy"])
         start = time.perf_counter()
-        totals, step = _Totals(), 0
+        totals, step = EpochTotals(), 0
         for step, (source_ids, target_ids) in enumerate(train_batches, start=1):
             totals.add(*train_step(source_ids, target_ids))
             if not math.isfinite(totals.last_loss):
@@ -177,7 +172,7 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
         logs = {"epoch": epoch + 1, **totals.logs(), "seconds": round(seconds, 3),
                 "target_tokens_per_second": round(totals.tokens / seconds, 1)}
         if validation_dataset is not None:
-            validation = _Totals()
+            validation = EpochTotals()
             for source_ids, target_ids in validation_batches:
                 validation.add(*evaluate_step(source_ids, target_ids))
             logs.update({f"val_{key}": value for key, value in validation.logs().items()})
@@ -426,8 +421,9 @@ def _check_dataset(dataset, name):
                          "work with model.fit.")
 
 
-class _Totals:
-    """Sums over an epoch, reported per real target token (as the Keras metrics do)."""
+class EpochTotals:
+    """Sums over an epoch, reported per real target token (as the Keras metrics do); the
+    custom loop and scheduled sampling keep theirs in one."""
 
     def __init__(self):
         self.loss_sum = self.tokens = self.correct = 0.0

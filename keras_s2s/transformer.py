@@ -10,21 +10,11 @@ teacher forcing runs every target position in one pass under the causal mask; `s
 one token per row for search.
 
 Decoding with a key/value cache. Position i's self-attention needs the keys and values of
-positions 0..i of every decoder layer. Recomputing them for the whole prefix at every step
-costs O(t) per layer and step (O(t²) a sentence); the decoder's search state instead carries
-them. In its plain form (`CacheState`, what `search_state` gives by default and the XLA path
-uses), that is, per layer, buffers of `max_length` positions allocated once per search, and
-each step writes its own token's keys and values at its position. The buffers keep one shape
-for the whole loop, as an XLA program needs. The cross-attention keys and values depend on
-the source alone: `compute_keys` makes them once per sentence, and beam search tiles them
-per hypothesis without reordering them.
-
-The fast path, for the graph loops of the package's searches: a cache that grows by one
-position a step (`GrowingCacheState`, `search_state(..., growing=True)`). Step t then reads,
-copies and gathers t positions instead of `max_length` (finished rows leaving the batch
-gather every cache), and attends without a mask: every position written is visible. Its
-length changes from step to step, so a `tf.while_loop` over it needs shape invariants with
-that axis open, which the searches give.
+positions 0..i of every decoder layer; the search state (`TransformerState`) carries them in
+one cache per layer (`kv_cache.py`: a fixed buffer, or the graph loops' growing form), so a
+step projects only its own token. The cross-attention keys and values depend on the source
+alone: `compute_keys` makes them once per sentence (they are the `SourceMemory`'s keys), and
+beam search tiles them per hypothesis without reordering them.
 
 Reference:
     Vaswani et al. Attention Is All You Need. NeurIPS 2017. https://arxiv.org/abs/1706.03762
@@ -35,23 +25,23 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from keras_s2s.kv_cache import FixedCache
 from keras_s2s.positional_encoding import PositionalEmbedding
-from keras_s2s.text import PAD_ID
+from keras_s2s.source_memory import as_memory
+from keras_s2s.text import not_padding
 from keras_s2s.transformer_layers import TransformerDecoderLayer, TransformerEncoderLayer
 
 
-class CacheState(NamedTuple):
-    """A search's decoder state with buffers of fixed length, written in place."""
+class TransformerState(NamedTuple):
+    """A search's decoder state: the next position and one key/value cache per layer."""
 
     positions: tf.Tensor  # (rows,) int32: the position the next token takes
-    caches: tuple  # per layer (keys, values), each (rows, heads, max_length, head_units)
+    caches: tuple  # per layer a `kv_cache.FixedCache` or `GrowingCache`
 
-
-class GrowingCacheState(NamedTuple):
-    """A search's decoder state whose caches hold exactly the positions written so far."""
-
-    positions: tf.Tensor  # (rows,) int32, equal for every row: the searches step rows together
-    caches: tuple  # per layer (keys, values), each (rows, heads, positions, head_units)
+    def shape_invariants(self):
+        """For the searches' graph loops: rows open, each cache as it declares."""
+        return TransformerState(tf.TensorShape([None]),
+                                tuple(cache.shape_invariants() for cache in self.caches))
 
 
 def _stack_config(layer):
@@ -149,7 +139,7 @@ class TransformerEncoder(_TransformerStack):
         self._build_stack((source_ids_shape[0], source_ids_shape[1], self.units))
 
     def call(self, source_ids, training=False):
-        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
+        source_mask = not_padding(source_ids)  # (batch, s)
         outputs = self.dropout(self.embedding(source_ids), training=training)  # (batch, s, units)
         for layer in self.layers_in_order:
             outputs = layer(outputs, source_mask, training=training)
@@ -171,20 +161,22 @@ class TransformerDecoder(_TransformerStack):
 
     Call arguments:
         target_ids: (batch, t) int, the gold tokens shifted right (starting with [START]).
-        encoder_outputs: (batch, s, units).
-        initial_state: `initial_state(encoder_states)` (unused: kept for the RNN interface).
-        source_mask: (batch, s) bool, False on source padding.
+        memory: a `SourceMemory` (`source_memory.encode_source`).
         training: bool.
 
     Returns:
         logits (batch, t, vocab) and the last layer's cross-attention weights averaged over
         heads (batch, t, s); `cross_attention_weights` gives every layer and head.
 
+    It implements `source_memory.DecoderContract`, as the RNN `Decoder` does.
+
     Example:
-        >>> decoder = TransformerDecoder(vocab_size=30, units=8, num_layers=1, num_heads=2,
-        ...                              ff_units=16, max_length=10)
-        >>> logits, weights = decoder(tf.ones([2, 3], tf.int32), tf.zeros([2, 4, 8]), (),
-        ...                           tf.ones([2, 4], tf.bool))
+        >>> from keras_s2s.source_memory import encode_source
+        >>> sizes = dict(units=8, num_layers=1, num_heads=2, ff_units=16, max_length=10)
+        >>> encoder = TransformerEncoder(vocab_size=20, **sizes)
+        >>> decoder = TransformerDecoder(vocab_size=30, **sizes)
+        >>> memory = encode_source(encoder, decoder, tf.constant([[5, 6, 3, 0], [7, 3, 0, 0]]))
+        >>> logits, weights = decoder(tf.ones([2, 3], tf.int32), memory)
         >>> tuple(logits.shape), tuple(weights.shape)
         ((2, 3, 30), (2, 3, 4))
     """
@@ -197,103 +189,89 @@ class TransformerDecoder(_TransformerStack):
         self.output_projection = (None if tie_embeddings
                                   else keras.layers.Dense(vocab_size, name="W_s"))
 
-    def build(self, target_ids_shape, encoder_outputs_shape=None):
+    def build(self, target_ids_shape, memory_shape=None):
         inputs_shape = (target_ids_shape[0], target_ids_shape[1], self.units)
-        self._build_stack(inputs_shape, encoder_outputs_shape or inputs_shape)
+        # A SourceMemory of shapes when Keras builds on a first call; its first field is
+        # the encoder outputs'.
+        self._build_stack(inputs_shape, memory_shape[0] if memory_shape else inputs_shape)
         if self.output_projection is not None:
             self.output_projection.build(inputs_shape)
 
-    def initial_state(self, encoder_states):
-        """Teacher forcing starts from nothing but the encoder outputs: an empty state."""
-        return ()
-
-    def search_state(self, encoder_states, encoder_outputs, max_length, growing=False):
-        """The state before [START] in a search of at most `max_length` steps.
-
-        A `CacheState`: positions (batch,) int32 and per layer (keys, values) buffers
-        (batch, heads, max_length, head_units), all zeros; the buffers are filled as the
-        search writes them, and a step only reads positions already written. With
-        `growing`, a `GrowingCacheState` whose caches start with no position at all.
-        """
-        batch = tf.shape(encoder_outputs)[0]
-        first = self.layers_in_order[0].self_attention
-        buffer = tf.zeros([batch, self.num_heads, 0 if growing else max_length,
-                           first.head_units], encoder_outputs.dtype)
-        caches = tuple((buffer, buffer) for _ in range(self.num_layers))
-        state_type = GrowingCacheState if growing else CacheState
-        return state_type(tf.zeros([batch], tf.int32), caches)
+    def search_state(self, memory, max_length, cache=FixedCache):
+        """The `TransformerState` before [START] in a search of at most `max_length` steps:
+        positions (batch,) all 0 and per layer an empty cache of the form `cache`."""
+        batch = tf.shape(memory.encoder_outputs)[0]
+        head_units = self.layers_in_order[0].self_attention.head_units
+        caches = tuple(cache.empty(batch, self.num_heads, max_length, head_units,
+                                   memory.encoder_outputs.dtype)
+                       for _ in range(self.num_layers))
+        return TransformerState(tf.zeros([batch], tf.int32), caches)
 
     def compute_keys(self, encoder_outputs):
         """Every layer's cross-attention (keys, values), each (batch, heads, s, head_units)."""
         return tuple(layer.cross_attention.project_keys_values(encoder_outputs)
                      for layer in self.layers_in_order)
 
-    def call(self, target_ids, encoder_outputs, initial_state, source_mask, training=False):
-        outputs, weights = self.attentional_states(target_ids, encoder_outputs, initial_state,
-                                                   source_mask, training=training)
+    def call(self, target_ids, memory, training=False):
+        memory = as_memory(memory)
+        outputs, weights = self.attentional_states(target_ids, memory, training=training)
         return self.project(outputs), weights  # (batch, t, vocab), (batch, t, s)
 
-    def _layer_outputs(self, target_ids, encoder_outputs, source_mask, training):
+    def _layer_outputs(self, target_ids, memory, training):
         """Final outputs (batch, t, units) and every layer's cross-attention weights."""
         outputs = self.dropout(self.embedding(target_ids), training=training)  # (batch, t, units)
         all_weights = []
-        for layer in self.layers_in_order:
-            outputs, weights = layer(outputs, encoder_outputs, source_mask, training=training)
+        for layer, cross_keys_values in zip(self.layers_in_order, memory.keys):
+            outputs, weights = layer(outputs, memory.encoder_outputs, memory.source_mask,
+                                     training=training, cross_keys_values=cross_keys_values)
             all_weights.append(weights)  # (batch, heads, t, s)
         return self._finish(outputs), all_weights
 
-    def attentional_states(self, target_ids, encoder_outputs, initial_state, source_mask,
-                           training=False):
+    def attentional_states(self, target_ids, memory, training=False):
         """Teacher forcing up to the output projection: (batch, t, units), weights (batch, t, s)."""
-        outputs, all_weights = self._layer_outputs(target_ids, encoder_outputs, source_mask, training)
+        outputs, all_weights = self._layer_outputs(target_ids, memory, training)
         return outputs, tf.reduce_mean(all_weights[-1], axis=1)  # (batch, heads, t, s) -> (batch, t, s)
 
-    def cross_attention_weights(self, target_ids, encoder_outputs, encoder_states, source_mask):
-        """Every layer's and head's cross-attention: (batch, layers, heads, t, s). The
-        encoder states are unused; the RNN decoder's method of the same name needs them."""
-        _, all_weights = self._layer_outputs(target_ids, encoder_outputs, source_mask, False)
+    def cross_attention_weights(self, target_ids, memory):
+        """Every layer's and head's cross-attention: (batch, layers, heads, t, s)."""
+        _, all_weights = self._layer_outputs(target_ids, memory, False)
         return tf.stack(all_weights, axis=1)
 
     def project(self, outputs, training=False):
-        """(..., units) -> logits (..., vocab)."""
+        """(..., units) -> logits (..., vocab). No dropout comes before it (`training` is
+        the contract's: the RNN decoder's projection has some)."""
         if self.output_projection is not None:
             return self.output_projection(outputs)
         embeddings = tf.cast(self.embedding.embeddings, outputs.dtype)  # (vocab, units)
         return tf.matmul(outputs, embeddings, transpose_b=True)
 
-    def step(self, token_ids, state, encoder_outputs, keys, source_mask):
+    def step(self, token_ids, state, memory):
         """One decoding step for search, with the key/value cache.
 
         Args:
             token_ids: (rows,) int, the previous output token.
             state: `search_state(...)` or the previous step's state.
-            encoder_outputs: (rows, s, units) (read through `keys` only).
-            keys: `compute_keys(encoder_outputs)`.
-            source_mask: (rows, s) bool.
+            memory: the `SourceMemory` of these rows (read through its keys and mask).
 
         Returns:
             logits (rows, vocab) float32, the new state, the last layer's cross-attention
             averaged over heads (rows, s).
         """
-        outputs, state, weights = self.attentional_step(token_ids, state, encoder_outputs, keys,
-                                                        source_mask)
+        outputs, state, weights = self.attentional_step(token_ids, state, memory)
         # Searches rank in float32 whatever the compute dtype (mixed precision).
         return tf.cast(self.project(outputs), tf.float32), state, weights
 
-    def attentional_step(self, token_ids, state, encoder_outputs, keys, source_mask):
+    def attentional_step(self, token_ids, state, memory):
         """`step` without the output projection, as the RNN decoder's: the outputs
         (rows, units) that `project` turns into logits, the new state, the weights (rows, s)."""
-        positions, caches = state
-        growing = isinstance(state, GrowingCacheState)
-        state_type = GrowingCacheState if growing else CacheState
-        outputs = self.embedding.step(token_ids, positions)  # (rows,) -> (rows, units)
+        outputs = self.embedding.step(token_ids, state.positions)  # (rows,) -> (rows, units)
         new_caches = []
-        for layer, cache, cross_keys_values in zip(self.layers_in_order, caches, keys):
-            outputs, cache, weights = layer.step(outputs, cache, positions, cross_keys_values,
-                                                 source_mask, growing=growing)
+        for layer, cache, cross_keys_values in zip(self.layers_in_order, state.caches, memory.keys):
+            outputs, cache, weights = layer.step(outputs, cache, state.positions, cross_keys_values,
+                                                 memory.source_mask)
             new_caches.append(cache)
         weights = tf.reduce_mean(weights, axis=1)  # (rows, heads, s) -> (rows, s)
-        return self._finish(outputs), state_type(positions + 1, tuple(new_caches)), weights
+        return self._finish(outputs), TransformerState(state.positions + 1, tuple(new_caches)), weights
 
     def get_config(self):
         return {**super().get_config(), "tie_embeddings": self.tie_embeddings}

@@ -140,6 +140,8 @@ class TransformerDecoderLayer(_TransformerLayer):
         encoder_outputs: (batch, s, units).
         source_mask: (batch, s) bool, False on source padding.
         training: bool.
+        cross_keys_values: optional `cross_attention.project_keys_values(encoder_outputs)`,
+            made once per sentence (the `SourceMemory`'s keys); computed here when absent.
 
     Returns:
         (batch, t, units) and the cross-attention weights (batch, heads, t, s).
@@ -163,40 +165,38 @@ class TransformerDecoderLayer(_TransformerLayer):
         self.self_attention.build(inputs_shape, inputs_shape)
         self.cross_attention.build(inputs_shape, encoder_outputs_shape)
 
-    def call(self, inputs, encoder_outputs, source_mask, training=False):
+    def call(self, inputs, encoder_outputs, source_mask, training=False, cross_keys_values=None):
         length = tf.shape(inputs)[1]
         # Position i sees positions 0..i: the lower triangle, True where attending is allowed.
         causal_mask = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)[tf.newaxis]
         inputs, _ = self._residual(self.self_attention_norm)(
             inputs, lambda y: self.self_attention(y, y, causal_mask, training=training), training)
         padding_mask = source_mask[:, tf.newaxis, :]  # (batch, 1, s)
+        if cross_keys_values is None:
+            cross_keys_values = self.cross_attention.project_keys_values(encoder_outputs)
         inputs, weights = self._residual(self.cross_attention_norm)(
-            inputs, lambda y: self.cross_attention(y, encoder_outputs, padding_mask,
-                                                   training=training), training)
+            inputs, lambda y: self.cross_attention.attend(y, cross_keys_values, padding_mask,
+                                                          training=training), training)
         inputs, _ = self._residual(self.feed_forward_norm)(
             inputs, lambda y: (self.feed_forward(y, training=training), None), training)
         return inputs, weights  # (batch, t, units), (batch, heads, t, s)
 
-    def step(self, inputs, cache, positions, cross_keys_values, source_mask, growing=False):
+    def step(self, inputs, cache, positions, cross_keys_values, source_mask):
         """One target position per row, reading the cache of the earlier ones.
 
         Args:
             inputs: (rows, units), the new token's embedding (or the layer below's output).
-            cache: this layer's self-attention (keys, values), each
-                (rows, heads, max_length, head_units), or with `growing` (rows, heads,
-                positions written so far, head_units).
+            cache: this layer's self-attention cache (`kv_cache.FixedCache` or `GrowingCache`).
             positions: (rows,) int32, the new token's position.
             cross_keys_values: `cross_attention.project_keys_values(encoder_outputs)`.
             source_mask: (rows, s) bool.
-            growing: the cache holds only the positions before `positions` and grows by
-                this one (`cached_self_attention_step`).
 
         Returns:
-            outputs (rows, units), the updated cache, cross-attention weights (rows, heads, s).
+            outputs (rows, units), the cache with this position, cross-attention weights
+            (rows, heads, s).
         """
         def self_attend(y):
-            output, new_cache, _ = self.self_attention.cached_self_attention_step(
-                y, cache, positions, growing=growing)
+            output, new_cache, _ = self.self_attention.cached_self_attention_step(y, cache, positions)
             return output, new_cache
 
         inputs, cache = self._residual(self.self_attention_norm)(inputs, self_attend, False)

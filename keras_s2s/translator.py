@@ -21,11 +21,13 @@ import tensorflow as tf
 
 from keras_s2s import config as config_lib
 from keras_s2s.beam_search import beam_search
+from keras_s2s.kv_cache import FixedCache, GrowingCache
 from keras_s2s.locks import exclusive, write_whole
 from keras_s2s.restore import damage_reported
 from keras_s2s.search import SearchResult, greedy_search, sample_search
+from keras_s2s.source_memory import encode_source
 from keras_s2s.startup import is_sentencepiece_info_line, native_lines_hidden
-from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor, texts_tensor
+from keras_s2s.text import END, END_ID, PAD_ID, START_ID, TextProcessor, not_padding, texts_tensor
 
 # Server contract: named inputs, named outputs, batch first on every output.
 TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -169,7 +171,7 @@ class Translator(tf.Module):
         def search(source, rows):
             return sample_search(self._step, source.state, _start_tokens(rows), END_ID,
                                  self.max_length, tf.gather(row_keys, rows), temperature,
-                                 top_k, top_p, row_inputs=source.row_inputs)
+                                 top_k, top_p, row_inputs=source.memory)
 
         return self._outputs(*self._search(text, search))
 
@@ -183,17 +185,21 @@ class Translator(tf.Module):
         target_tokens = tf.concat([pieces, tf.fill([batch, 1], END)], axis=1).to_tensor(default_value="")
         target_ids = self.target_text.ids_from_tokens(pieces).to_tensor()  # (batch, t), [END] last
         target_ids = tf.pad(target_ids, [[0, 0], [0, tf.shape(target_tokens)[1] - tf.shape(target_ids)[1]]])
-        # The decoder reads [START] and each target token but the last, as in training.
-        decoder_inputs = tf.concat([tf.fill([batch, 1], START_ID), target_ids[:, :-1]], axis=1)
-        encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # as the searches do
-        source_mask = tf.not_equal(source_ids, PAD_ID)  # (batch, s)
-        heads = self.decoder.cross_attention_weights(decoder_inputs, encoder_outputs,
-                                                     encoder_states, source_mask)
-        # Rows after a target's [END] read padding: they are zeros, as the searches leave them.
-        is_real = tf.not_equal(target_ids, PAD_ID)[:, tf.newaxis, tf.newaxis, :, tf.newaxis]
-        heads = tf.where(is_real, tf.cast(heads, tf.float32), 0.0)  # (batch, layers, heads, t, s)
+        heads = self.forced_heads(source_ids, target_ids)  # (batch, layers, heads, t, s)
         return {"attention": tf.reduce_mean(heads[:, -1], axis=1),  # last layer, mean over heads
                 "heads": heads, "source_tokens": source_tokens, "target_tokens": target_tokens}
+
+    def forced_heads(self, source_ids, target_ids):
+        """Every layer's and head's cross-attention (batch, layers, heads, t, s) float32 while
+        the decoder is made to write `target_ids` (batch, t) ([END] last, then padding);
+        rows after a target's [END] read padding and are zeros, as the searches leave them."""
+        batch = tf.shape(target_ids)[0]
+        # The decoder reads [START] and each target token but the last, as in training.
+        decoder_inputs = tf.concat([tf.fill([batch, 1], START_ID), target_ids[:, :-1]], axis=1)
+        memory = encode_source(self.encoder, self.decoder, source_ids, packed=True)  # as the searches
+        heads = self.decoder.cross_attention_weights(decoder_inputs, memory)
+        is_real = not_padding(target_ids)[:, tf.newaxis, tf.newaxis, :, tf.newaxis]
+        return tf.where(is_real, tf.cast(heads, tf.float32), 0.0)
 
     def _fused_or_graph_greedy(self, text):
         """The greedy search with `jit_compile`: the XLA program for small batches."""
@@ -204,7 +210,7 @@ class Translator(tf.Module):
     def _graph_greedy(self, text):
         def search(source, rows):
             return greedy_search(self._step, source.state, _start_tokens(rows), END_ID,
-                                 self.max_length, row_inputs=source.row_inputs)
+                                 self.max_length, row_inputs=source.memory)
 
         return self._outputs(*self._search(text, search))
 
@@ -226,22 +232,17 @@ class Translator(tf.Module):
         `max_length` steps (see `fixed_shape_greedy_search`)."""
         from keras_s2s.fast.fused_greedy import fixed_shape_greedy_search
 
-        # Keras' masked RNNs, not `Encoder.encode`: packing changes shapes at every step.
-        encoder_outputs, encoder_states = self.encoder(source_ids)  # (batch, s, units)
-        row_inputs = _row_inputs(encoder_outputs, self.decoder.compute_keys(encoder_outputs),
-                                 tf.not_equal(source_ids, PAD_ID))
-        return fixed_shape_greedy_search(
-            self._step, self.decoder.search_state(encoder_states, encoder_outputs, self.max_length),
-            tf.fill([tf.shape(source_ids)[0]], START_ID), END_ID, self.max_length, row_inputs)
+        # Keras' masked RNNs, not the packed encoder: packing changes shapes at every step.
+        memory = encode_source(self.encoder, self.decoder, source_ids)  # (batch, s, units) ...
+        # The fixed buffer: an XLA program keeps every shape for the whole loop.
+        state = self.decoder.search_state(memory, self.max_length, FixedCache)
+        return fixed_shape_greedy_search(self._step, state, tf.fill([tf.shape(source_ids)[0]], START_ID),
+                                         END_ID, self.max_length, memory.for_steps())
 
-    def _step(self, tokens, state, row_inputs):
-        """The decoder step, reading the per-row source tensors `row_inputs` made by `_encode`.
-
-        The searches pass the row inputs of the rows still decoding (for beam search, one
-        copy per hypothesis).
-        """
-        return self._decoder_step(tokens, state, row_inputs["encoder_outputs"],
-                                  row_inputs.get("keys"), row_inputs["source_mask"])
+    def _step(self, tokens, state, memory):
+        """The decoder step the searches call, with the `SourceMemory` of the rows still
+        decoding (for beam search, one copy per hypothesis)."""
+        return self._decoder_step(tokens, state, memory)
 
     def _beam(self, text, beam_size):
         # A server cannot raise a Python error to its client: sizes out of range are clamped.
@@ -250,7 +251,7 @@ class Translator(tf.Module):
         def search(source, rows):
             return beam_search(self._step, source.state, _start_tokens(rows), END_ID,
                                self.max_length, beam_size, self.length_penalty,
-                               row_inputs=source.row_inputs)
+                               row_inputs=source.memory)
 
         source_tokens, result = self._search(text, search)
         best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
@@ -278,17 +279,13 @@ class Translator(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
     def _encode_ids(self, source_ids):
-        """Source ids (batch, s) -> initial decoder state, encoder outputs (batch, s, units),
-        attention keys (or None) and the source mask (batch, s); one function, stored once
-        in the SavedModel, for every signature and shard."""
-        encoder_outputs, encoder_states = self.encoder.encode(source_ids)  # (batch, s, units)
-        keys = self.decoder.compute_keys(encoder_outputs)
-        # The searches' graph loops take a decoder state that changes length (their shape
-        # invariants leave it open); the XLA path (`_fused_decode`) keeps fixed shapes.
-        return (self.decoder.search_state(encoder_states, encoder_outputs, self.max_length,
-                                          growing=True),
-                encoder_outputs, keys,
-                tf.not_equal(source_ids, PAD_ID))
+        """Source ids (batch, s) -> the decoder's state before [START] and the `SourceMemory`
+        every step reads; one function, stored once in the SavedModel, for every signature
+        and shard."""
+        memory = encode_source(self.encoder, self.decoder, source_ids, packed=True)
+        # The searches' graph loops take a cache that grows (its shape invariants say so);
+        # the XLA path (`_fused_decode`) keeps the fixed buffer.
+        return self.decoder.search_state(memory, self.max_length, GrowingCache), memory.for_steps()
 
     def _source_ids(self, text):
         """(batch,) string -> source ids (batch, s), [END] last, and their tokens (batch, s)."""
@@ -303,10 +300,9 @@ class Translator(tf.Module):
         return source_ids, source_tokens
 
     def _encode(self, source_ids):
-        """Source side, once per sentence: the decoder's initial state and the row inputs
-        every step reads."""
-        state, encoder_outputs, keys, source_mask = self._encode_ids(source_ids)
-        return _Source(state, _row_inputs(encoder_outputs, keys, source_mask))
+        """Source side, once per sentence: the decoder's initial state and the memory every
+        step reads."""
+        return _Source(*self._encode_ids(source_ids))
 
     def _outputs(self, source_tokens, result):
         """The output dict shared by every decoding, from the source tokens (batch, s) that
@@ -354,7 +350,7 @@ class Translator(tf.Module):
             write_warmup_requests(path, list(warmup_texts), os.path.basename(os.path.dirname(path)))
 
 
-_Source = collections.namedtuple("_Source", ["state", "row_inputs"])
+_Source = collections.namedtuple("_Source", ["state", "memory"])
 
 
 def _whole_batch(source_ids, search):
@@ -365,15 +361,6 @@ def _whole_batch(source_ids, search):
 def _start_tokens(rows):
     """(rows,) batch positions -> (rows,) [START] tokens."""
     return tf.fill(tf.shape(rows), START_ID)
-
-
-def _row_inputs(encoder_outputs, keys, source_mask):
-    """The per-row source tensors every decoder step reads (`Translator._step`); no keys
-    entry without attention."""
-    row_inputs = {"encoder_outputs": encoder_outputs, "source_mask": source_mask}
-    if keys is not None:
-        row_inputs["keys"] = keys
-    return row_inputs
 
 
 def _file_backed(processor, directory, side):

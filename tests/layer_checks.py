@@ -100,6 +100,9 @@ def _check_config(layer_class, init_kwargs, inputs):
 
 
 def _check_keras_file(layer, inputs, outputs):
+    # A functional model records nested inputs as lists (a `SourceMemory` too) and warns when
+    # called with another structure, so it is built and called with lists.
+    inputs = _as_lists(inputs)
     symbolic = tf.nest.pack_sequence_as(inputs, [
         keras.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype.name,
                     name="_".join(map(str, path))) for path, tensor in keras.tree.flatten_with_path(inputs)])
@@ -111,6 +114,15 @@ def _check_keras_file(layer, inputs, outputs):
     assert loaded.layers[-1].get_config() == layer.get_config()
     _assert_close(loaded(inputs), outputs, 0.0, ".keras save and load")
     _assert_close(model(inputs), outputs, 0.0, "the layer inside a functional model")
+
+
+def _as_lists(nest):
+    """`nest` with every tuple (named or not) as a list, dicts kept."""
+    if isinstance(nest, dict):
+        return {key: _as_lists(value) for key, value in nest.items()}
+    if isinstance(nest, (list, tuple)):
+        return [_as_lists(value) for value in nest]
+    return nest
 
 
 def _check_mixed_precision(layer_class, init_kwargs, inputs, float32_layer, float32_outputs, step):

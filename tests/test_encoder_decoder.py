@@ -1,3 +1,4 @@
+import inspect
 import itertools
 
 import numpy as np
@@ -6,6 +7,7 @@ import tensorflow as tf
 
 from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
+from keras_s2s.source_memory import DecoderContract, SourceMemory, encode_source
 
 from .layer_checks import check_layer
 
@@ -61,16 +63,13 @@ def test_step_by_step_decoding_equals_teacher_forced_call(cell, attention, input
     encoder = Encoder(30, 8, 16, cell=cell, num_layers=2)
     decoder = Decoder(40, 8, 16, cell=cell, num_layers=2, attention=attention,
                       attention_units=12, input_feeding=input_feeding)
-    outputs, states = encoder(SOURCE)
-    mask = SOURCE != 0
-    state = decoder.initial_state(states)
-    logits, weights = decoder(TARGET, outputs, state, mask)
+    memory = encode_source(encoder, decoder, SOURCE)
+    logits, weights = decoder(TARGET, memory)
     assert tuple(logits.shape) == (2, 4, 40) and tuple(weights.shape) == (2, 4, 4)
-    keys = decoder.compute_keys(outputs)
+    state = decoder.search_state(memory, TARGET.shape[1])
     step_logits, step_weights = [], []
     for position in range(TARGET.shape[1]):
-        position_logits, state, position_weights = decoder.step(
-            TARGET[:, position], state, outputs, keys, mask)
+        position_logits, state, position_weights = decoder.step(TARGET[:, position], state, memory)
         step_logits.append(position_logits)
         step_weights.append(position_weights)
     np.testing.assert_allclose(np.stack(step_logits, 1), logits, rtol=1e-5, atol=1e-5)
@@ -111,12 +110,11 @@ def test_encoder_passes_the_layer_checks(cell, bidirectional, num_layers, dropou
 
 def decoder_steps(decoder, inputs):
     """Logits and attention of every target position, one `step` at a time, stacked like `call`'s."""
-    encoder_outputs, mask = inputs["encoder_outputs"], inputs["source_mask"]
-    keys, state = decoder.compute_keys(encoder_outputs), inputs["initial_state"]
+    memory, target_ids = inputs["memory"], inputs["target_ids"]
+    state = decoder.search_state(memory, target_ids.shape[1])
     step_logits, step_weights = [], []
-    for position in range(inputs["target_ids"].shape[1]):
-        logits, state, weights = decoder.step(inputs["target_ids"][:, position], state,
-                                              encoder_outputs, keys, mask)
+    for position in range(target_ids.shape[1]):
+        logits, state, weights = decoder.step(target_ids[:, position], state, memory)
         step_logits.append(logits)
         step_weights.append(weights)
     return tf.stack(step_logits, axis=1), tf.stack(step_weights, axis=1)  # (batch, t, vocab), (batch, t, s)
@@ -132,9 +130,26 @@ def test_decoder_passes_the_layer_checks(cell, attention, input_feeding, num_lay
     init_kwargs = {"vocab_size": 40, "embedding_dim": 8, "units": 16, "cell": cell,
                    "num_layers": num_layers, "attention": attention, "attention_units": 12,
                    "input_feeding": input_feeding, "dropout": 0.1}
+    encoder_outputs = rng.normal(size=(2, 4, 16)).astype("float32")
+    keys_maker = Decoder(**init_kwargs)
+    keys_maker.build((None, None))
+    # Keys of the right shape for this attention; call and step both read them from the memory.
+    keys = tf.nest.map_structure(np.asarray, keys_maker.compute_keys(encoder_outputs))
     check_layer(Decoder, init_kwargs,
                 {"target_ids": TARGET,
-                 "encoder_outputs": rng.normal(size=(2, 4, 16)).astype("float32"),
-                 "initial_state": Decoder(**init_kwargs).initial_state(states),
-                 "source_mask": SOURCE != 0},
+                 "memory": SourceMemory(encoder_outputs, SOURCE != 0, keys, states)},
                 step=decoder_steps)
+
+
+def test_both_decoders_state_the_contract_they_implement():
+    from keras_s2s.transformer import TransformerDecoder
+
+    for decoder in (Decoder(10, 4, 8), TransformerDecoder(10, 8, num_layers=1, num_heads=2,
+                                                           ff_units=16, max_length=6)):
+        assert isinstance(decoder, DecoderContract)
+        for name in ("attentional_states", "cross_attention_weights", "search_state", "step",
+                     "attentional_step"):
+            # The contract's arguments, in its order: nothing architecture-specific in between.
+            expected = list(inspect.signature(getattr(DecoderContract, name)).parameters)[1:]
+            found = list(inspect.signature(getattr(decoder, name)).parameters)
+            assert found == expected, (type(decoder).__name__, name, found)

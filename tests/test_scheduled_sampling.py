@@ -15,15 +15,22 @@ from keras_s2s.model import Seq2Seq
 from keras_s2s.scheduled_sampling import (inverse_sigmoid_decay, scheduled_sampling_logits,
                                           train_scheduled_sampling)
 from keras_s2s.search import greedy_search
+from keras_s2s.source_memory import encode_source
 from keras_s2s.text import END_ID, START_ID
+
+from .helpers import small_config
 
 SEED = tf.constant([0, 1], tf.int64)
 
 
 @pytest.fixture(scope="module")
-def batch_and_model():
-    model_config, _ = preset("dates")
-    model_config = dataclasses.replace(model_config, units=32, embedding_dim=16, attention_units=16)
+def batch_and_model(architecture):
+    """An untrained dates model of each architecture and one batch: scheduled sampling steps
+    either decoder through the same contract."""
+    if architecture == "rnn":
+        model_config, _ = small_config("dates", units=32, embedding_dim=16, attention_units=16)
+    else:
+        model_config, _ = small_config("dates-transformer", units=32, ff_units=64)
     train_pairs, _ = tasks.load_task("dates", 300, 10, seed=4)
     keras.utils.set_random_seed(0)
     model = Seq2Seq.from_pairs(train_pairs, model_config)
@@ -45,15 +52,13 @@ def test_truth_probability_zero_is_greedy_free_running(batch_and_model):
     logits = scheduled_sampling_logits(model, source_ids, target_ids[:, :-1], 0.0, SEED,
                                        training=False)
     fed_back = tf.argmax(logits, axis=-1, output_type=tf.int32).numpy()  # (batch, t)
-    encoder_outputs, encoder_states = model.encoder(source_ids)
-    keys = model.decoder.compute_keys(encoder_outputs)
-    mask = tf.not_equal(source_ids, 0)
+    memory = encode_source(model.encoder, model.decoder, source_ids)
 
     def next_step(tokens, state):
-        return model.decoder.step(tokens, state, encoder_outputs, keys, mask)
+        return model.decoder.step(tokens, state, memory)
 
     length = fed_back.shape[1]
-    greedy = greedy_search(next_step, model.decoder.initial_state(encoder_states),
+    greedy = greedy_search(next_step, model.decoder.search_state(memory, length),
                            tf.fill([source_ids.shape[0]], START_ID), END_ID, length)
     greedy_tokens, lengths = greedy.tokens.numpy(), greedy.lengths.numpy()
     for row in range(len(fed_back)):

@@ -6,9 +6,11 @@ import pytest
 import tensorflow as tf
 
 from keras_s2s.config import ModelConfig
+from keras_s2s.kv_cache import FixedCache, GrowingCache
 from keras_s2s.model import Seq2Seq
 from keras_s2s.multi_head_attention import MultiHeadAttention
 from keras_s2s.positional_encoding import PositionalEmbedding, sinusoidal_table
+from keras_s2s.source_memory import SourceMemory
 from keras_s2s.text import Vocabulary
 from keras_s2s.transformer import TransformerDecoder, TransformerEncoder
 from keras_s2s.transformer_layers import FeedForward, TransformerDecoderLayer, TransformerEncoderLayer
@@ -69,19 +71,23 @@ def test_the_sinusoidal_table_follows_the_paper():
                                atol=1e-5)
 
 
-def decoder_steps(decoder, inputs, growing=False):
+def decoder_steps(decoder, inputs, cache=FixedCache):
     """The decoder's logits and attention, one cached `step` at a time, stacked like `call`'s."""
-    encoder_outputs, mask = inputs["encoder_outputs"], inputs["source_mask"]
-    length = inputs["target_ids"].shape[1]
-    state = decoder.search_state([], encoder_outputs, length, growing=growing)
-    keys = decoder.compute_keys(encoder_outputs)
+    memory, target_ids = inputs["memory"], inputs["target_ids"]
+    state = decoder.search_state(memory, target_ids.shape[1], cache)
     step_logits, step_weights = [], []
-    for position in range(length):
-        logits, state, weights = decoder.step(inputs["target_ids"][:, position], state,
-                                              encoder_outputs, keys, mask)
+    for position in range(target_ids.shape[1]):
+        logits, state, weights = decoder.step(target_ids[:, position], state, memory)
         step_logits.append(logits)
         step_weights.append(weights)
     return tf.stack(step_logits, axis=1), tf.stack(step_weights, axis=1)
+
+
+def memory_for(decoder, encoder_outputs, source_mask):
+    """A `SourceMemory` of given encoder outputs, with the decoder's own cross-attention keys."""
+    if not decoder.built:
+        decoder.build((None, None))
+    return SourceMemory(encoder_outputs, source_mask, decoder.compute_keys(encoder_outputs), [])
 
 
 STACK = {"units": 16, "num_layers": 2, "num_heads": 4, "ff_units": 32, "max_length": 12}
@@ -92,34 +98,39 @@ STACK = {"units": 16, "num_layers": 2, "num_heads": 4, "ff_units": 32, "max_leng
                          [(True, "sinusoidal", False), (False, "learned", True), (True, "learned", True)])
 def test_decoder_steps_with_the_cache_equal_teacher_forcing(norm_first, positional, tie_embeddings):
     source_mask = tf.constant([[True] * 5, [True, True, False, False, False]])
-    check_layer(TransformerDecoder,
-                {"vocab_size": 30, **STACK, "norm_first": norm_first, "positional": positional,
-                 "tie_embeddings": tie_embeddings},
+    init_kwargs = {"vocab_size": 30, **STACK, "norm_first": norm_first, "positional": positional,
+                   "tie_embeddings": tie_embeddings}
+    memory = memory_for(TransformerDecoder(**init_kwargs), random(2, 5, 16), source_mask)
+    check_layer(TransformerDecoder, init_kwargs,
                 {"target_ids": tf.constant([[2, 5, 6, 7, 8, 9], [2, 7, 8, 1, 0, 0]]),
-                 "encoder_outputs": random(2, 5, 16), "initial_state": (),
-                 "source_mask": source_mask},
+                 "memory": memory},
                 step=decoder_steps)
 
 
 def test_the_growing_cache_steps_as_the_fixed_buffer_does():
     decoder = TransformerDecoder(vocab_size=30, **STACK)
-    inputs = {"target_ids": tf.constant([[2, 5, 6, 7, 8, 9], [2, 7, 8, 1, 0, 0]]),
-              "encoder_outputs": random(2, 5, 16),
-              "source_mask": tf.constant([[True] * 5, [True, True, False, False, False]])}
-    decoder(inputs["target_ids"], inputs["encoder_outputs"], (), inputs["source_mask"])
+    memory = memory_for(decoder, random(2, 5, 16),
+                        tf.constant([[True] * 5, [True, True, False, False, False]]))
+    inputs = {"target_ids": tf.constant([[2, 5, 6, 7, 8, 9], [2, 7, 8, 1, 0, 0]]), "memory": memory}
     fixed_logits, fixed_weights = decoder_steps(decoder, inputs)
-    growing_logits, growing_weights = decoder_steps(decoder, inputs, growing=True)
+    growing_logits, growing_weights = decoder_steps(decoder, inputs, GrowingCache)
     np.testing.assert_allclose(growing_logits, fixed_logits, atol=1e-5)
     np.testing.assert_allclose(growing_weights, fixed_weights, atol=1e-6)
     # After t steps the growing cache holds t positions; the fixed one all max_length.
-    state = decoder.search_state([], inputs["encoder_outputs"], 6, growing=True)
+    state = decoder.search_state(memory, 6, GrowingCache)
+    fixed_state = decoder.search_state(memory, 6, FixedCache)
     for token in (2, 5, 6):
-        _, state, _ = decoder.step(tf.fill([2], token), state, inputs["encoder_outputs"],
-                                   decoder.compute_keys(inputs["encoder_outputs"]),
-                                   inputs["source_mask"])
-    assert type(state).__name__ == "GrowingCacheState"
-    assert [tuple(keys.shape) for keys, _ in state.caches] == [(2, 4, 3, 4)] * 2
+        _, state, _ = decoder.step(tf.fill([2], token), state, memory)
+        _, fixed_state, _ = decoder.step(tf.fill([2], token), fixed_state, memory)
+    assert all(isinstance(cache, GrowingCache) for cache in state.caches)
+    assert [tuple(cache.keys.shape) for cache in state.caches] == [(2, 4, 3, 4)] * 2
+    assert [tuple(cache.keys.shape) for cache in fixed_state.caches] == [(2, 4, 6, 4)] * 2
     np.testing.assert_array_equal(state.positions, [3, 3])
+    # The searches' loops learn from the state which axes may change: rows, and positions
+    # of the growing cache only.
+    invariants = state.shape_invariants()
+    assert invariants.caches[0].keys.as_list() == [None, 4, None, 4]
+    assert fixed_state.shape_invariants().caches[0].keys.as_list() == [None, 4, 6, 4]
 
 
 @pytest.mark.parametrize("norm_first", [True, False])

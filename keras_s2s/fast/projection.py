@@ -43,9 +43,9 @@ class BFloat16Projection(tf.Module):
 
     def decoder_step(self, decoder):
         """`decoder.step` with this projection in place of the decoder's own W_s: a function
-        (tokens, state, encoder outputs, keys, source mask) -> (logits, state, weights)."""
-        def step(*inputs):
-            attentional, state, weights = decoder.attentional_step(*inputs)
+        (tokens, state, memory) -> (logits, state, weights)."""
+        def step(tokens, state, memory):
+            attentional, state, weights = decoder.attentional_step(tokens, state, memory)
             return self(attentional), state, weights
 
         return step

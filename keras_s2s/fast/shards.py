@@ -12,7 +12,7 @@ is per row, so putting the rows back in batch order gives what one loop gives.
 
 import tensorflow as tf
 
-from keras_s2s.text import PAD_ID
+from keras_s2s.text import unpadded_lengths
 
 # A batch is split only when every shard gets at least this many rows: the smallest shards
 # that still beat one loop over the batch (benchmarks/README.md, the --shards rows).
@@ -23,7 +23,7 @@ def search_in_shards(source_ids, search, shards):
     """Runs `search(shard_ids, rows)` on `shards` shards of a batch, merged in batch order.
 
     Args:
-        source_ids: (batch, s) int32, padded with `PAD_ID` at the end; batch >= shards.
+        source_ids: (batch, s) int32, padded with 0 (`PAD_ID`) at the end; batch >= shards.
         search: (shard_ids (rows, width), rows (rows,) batch positions) -> a nest of per-row
             tensors (rows, ...). `width` is the shard's own longest sentence.
         shards: how many shards (a Python int).
@@ -33,7 +33,7 @@ def search_in_shards(source_ids, search, shards):
         axis after the first zero-padded to the largest shard's size (steps taken, source
         width).
     """
-    lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)  # (batch,)
+    lengths = unpadded_lengths(source_ids)  # (batch,)
     order = tf.argsort(lengths, direction="DESCENDING", stable=True)
     shard_rows = [order[index::shards] for index in range(shards)]  # (rows,) batch positions each
     results = []
