@@ -94,8 +94,32 @@ def _additive_score(query_projection, keys, score_vector):
     return tf.squeeze(score_vector(hidden), axis=-1)  # (batch, t, s, 1) -> (batch, t, s)
 
 
+class _AdditiveScore:
+    """The additive score vᵀ tanh(W_k h̄_s + W_q h_t), written once for the two layers that
+    use it: Bahdanau's, and Luong's "concat", whose W_a [h_t; h̄_s] is the same sum with W_a
+    split by columns into W_q and W_k. The keys are W_k h̄_s."""
+
+    def _make_additive_weights(self, key_name, query_name):
+        self.key_projection = keras.layers.Dense(self.units, use_bias=False, name=key_name)
+        self.query_projection = keras.layers.Dense(self.units, use_bias=False, name=query_name)
+        self.score_vector = keras.layers.Dense(1, use_bias=False, name="v")
+
+    def _build_additive_weights(self, query_shape, values_shape):
+        self.key_projection.build(values_shape)
+        self.query_projection.build(query_shape)
+        self.score_vector.build(tuple(query_shape[:-1]) + (self.units,))
+
+    def _additive_scores(self, query, keys):
+        """(batch, t, units) queries, (batch, s, u) keys -> (batch, t, s) scores."""
+        return _additive_score(self.query_projection(query), keys, self.score_vector)
+
+    def _additive_step_scores(self, query, keys):
+        """(batch, units) query, (batch, s, u) keys -> (batch, s) scores."""
+        return _additive_step_score(self.query_projection(query), keys, self.score_vector)
+
+
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class BahdanauAttention(keras.layers.Layer):
+class BahdanauAttention(_AdditiveScore, keras.layers.Layer):
     """Additive attention with a learned score network.
 
     Args:
@@ -124,14 +148,10 @@ class BahdanauAttention(keras.layers.Layer):
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.key_projection = keras.layers.Dense(units, use_bias=False, name="W1")
-        self.query_projection = keras.layers.Dense(units, use_bias=False, name="W2")
-        self.score_vector = keras.layers.Dense(1, use_bias=False, name="v")
+        self._make_additive_weights(key_name="W1", query_name="W2")
 
     def build(self, query_shape, values_shape):
-        self.key_projection.build(values_shape)
-        self.query_projection.build(query_shape)
-        self.score_vector.build(tuple(query_shape[:-1]) + (self.units,))
+        self._build_additive_weights(query_shape, values_shape)
 
     def compute_keys(self, values):
         """(batch, s, units) -> (batch, s, u): W₁ h̄_s, the same at every decoding step."""
@@ -140,20 +160,18 @@ class BahdanauAttention(keras.layers.Layer):
     def call(self, query, values, keys=None, source_mask=None):
         if keys is None:
             keys = self.compute_keys(values)
-        scores = _additive_score(self.query_projection(query), keys, self.score_vector)
-        return attend(scores, values, source_mask)
+        return attend(self._additive_scores(query, keys), values, source_mask)
 
     def step(self, query, values, keys, source_mask=None):
         """One decoding step: query (batch, units) -> context (batch, units), weights (batch, s)."""
-        scores = _additive_step_score(self.query_projection(query), keys, self.score_vector)
-        return attend_step(scores, values, source_mask)
+        return attend_step(self._additive_step_scores(query, keys), values, source_mask)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
-class LuongAttention(keras.layers.Layer):
+class LuongAttention(_AdditiveScore, keras.layers.Layer):
     """Multiplicative ("dot", "general") or concat attention.
 
     Args:
@@ -181,9 +199,7 @@ class LuongAttention(keras.layers.Layer):
         self.score_name = score
         self.units = units
         if score == "concat":
-            self.key_projection = keras.layers.Dense(units, use_bias=False, name="W_a_values")
-            self.query_projection = keras.layers.Dense(units, use_bias=False, name="W_a_query")
-            self.score_vector = keras.layers.Dense(1, use_bias=False, name="v")
+            self._make_additive_weights(key_name="W_a_values", query_name="W_a_query")
 
     def build(self, query_shape, values_shape):
         if self.score_name == "dot" and query_shape[-1] != values_shape[-1]:
@@ -194,9 +210,7 @@ class LuongAttention(keras.layers.Layer):
             self.key_projection = keras.layers.Dense(query_shape[-1], use_bias=False, name="W_a")
             self.key_projection.build(values_shape)
         elif self.score_name == "concat":
-            self.key_projection.build(values_shape)
-            self.query_projection.build(query_shape)
-            self.score_vector.build(tuple(query_shape[:-1]) + (self.units,))
+            self._build_additive_weights(query_shape, values_shape)
 
     def compute_keys(self, values):
         """(batch, s, units) -> (batch, s, key_units): h̄_s (dot), W_a h̄_s (general, concat)."""
@@ -208,7 +222,7 @@ class LuongAttention(keras.layers.Layer):
         if keys is None:
             keys = self.compute_keys(values)
         if self.score_name == "concat":
-            scores = _additive_score(self.query_projection(query), keys, self.score_vector)
+            scores = self._additive_scores(query, keys)
         else:
             # dot, general: (batch, t, units) @ (batch, units, s) -> (batch, t, s)
             scores = tf.matmul(query, keys, transpose_b=True)
@@ -217,7 +231,7 @@ class LuongAttention(keras.layers.Layer):
     def step(self, query, values, keys, source_mask=None):
         """One decoding step: query (batch, units) -> context (batch, units), weights (batch, s)."""
         if self.score_name == "concat":
-            scores = _additive_step_score(self.query_projection(query), keys, self.score_vector)
+            scores = self._additive_step_scores(query, keys)
         else:
             scores = tf.linalg.matvec(keys, query)  # (batch, s, units) · (batch, units) -> (batch, s)
         return attend_step(scores, values, source_mask)

@@ -83,8 +83,11 @@ def attention_html(outputs, index=0, forced=None, title=None, document=True):
                 f'needs JavaScript.</noscript><script type="application/json" class="s2s-data">'
                 f'{_json_for_script(data)}</script></div>\n<style>{_STYLE}</style>\n'
                 f'<script>{_SCRIPT}</script>\n')
-    if not document:
-        return fragment
+    return _html_document(title, fragment) if document else fragment
+
+
+def _html_document(title, fragment):
+    """A whole HTML page around the view's fragment."""
     # Only this page's own style and script may run; nothing may be fetched.
     policy = (f"default-src 'none'; script-src '{_sha256(_SCRIPT)}'; "
               f"style-src '{_sha256(_STYLE)}'; base-uri 'none'; form-action 'none'")

@@ -74,14 +74,6 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
     beam_size = tf.convert_to_tensor(beam_size, tf.int32)
     batch = tf.shape(start_tokens)[0]
     call_step, row_inputs, drop_finished = step_with_row_inputs(next_step, row_inputs)
-    # Only the first hypothesis is alive at the start, so that the first expansion does
-    # not fill the beam with copies of one token.
-    log_probs = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[tf.newaxis],
-                        [batch, 1])  # (batch, beam)
-    # Per step: (step, sentence) places, then the tokens, parents and outputs of those
-    # sentences' hypotheses; laid out as (t, batch, beam, ...) once after the loop.
-    records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
-                    for dtype in (tf.int32, tf.int32, tf.int32, tf.float32))
 
     def keep_going(step, sentences, tokens, state, row_inputs, log_probs, lengths, finished, *_):
         return tf.logical_and(step < max_length,
@@ -91,35 +83,13 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
              final_log_probs, final_lengths, records):
         logits, state, step_output = call_step(tokens, state, row_inputs)  # (sentences * beam, vocab)
         in_play = tf.shape(sentences)[0]
-        # A hypothesis's extensions share its score and length, so only its `beam_size` most
-        # likely tokens can be among the best `beam_size` extensions of the sentence: the
-        # rest of the vocabulary is never scored.
-        width = tf.minimum(beam_size, tf.shape(logits)[-1])
-        step_log_probs, top_tokens = tf.math.top_k(tf.nn.log_softmax(logits), k=width)
-        step_log_probs = tf.reshape(step_log_probs, [in_play, beam_size, width])
-        top_tokens = tf.reshape(top_tokens, [in_play, beam_size, width])
-        # A finished hypothesis can only be extended by padding, at no cost: it survives as is.
-        frozen = tf.concat([[0.0], tf.fill([width - 1], _NEG_INF)], 0)  # (width,)
-        step_log_probs = tf.where(finished[:, :, tf.newaxis], frozen, step_log_probs)
-        top_tokens = tf.where(finished[:, :, tf.newaxis], PAD_ID, top_tokens)
-        candidate_log_probs = log_probs[:, :, tf.newaxis] + step_log_probs  # (in_play, beam, width)
-        candidate_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)  # (in_play, beam)
-        candidate_scores = (candidate_log_probs
-                            / length_penalty(candidate_lengths, alpha)[:, :, tf.newaxis])
-        _, best = tf.math.top_k(tf.reshape(candidate_scores, [in_play, -1]), k=beam_size)
-        parents = best // width  # (in_play, beam): which hypothesis each survivor extends
-        new_tokens = tf.gather(tf.reshape(top_tokens, [in_play, -1]), best, batch_dims=1)
-        log_probs = tf.gather(tf.reshape(candidate_log_probs, [in_play, -1]), best, batch_dims=1)
-        lengths = tf.gather(candidate_lengths, parents, batch_dims=1)
-        was_finished = tf.gather(finished, parents, batch_dims=1)
-        # Hypotheses at -inf (fewer tokens than beams) count as finished, so they never
-        # keep the loop running.
-        finished = was_finished | tf.equal(new_tokens, end_id) | tf.math.is_inf(log_probs)
+        new_tokens, log_probs, lengths, parents, was_finished, finished = _extend(
+            logits, log_probs, lengths, finished, beam_size, alpha, end_id)
         flat_parents = tf.reshape(parents + tf.range(in_play)[:, tf.newaxis] * beam_size, [-1])
         state = tf.nest.map_structure(lambda tensor: tf.gather(tensor, flat_parents), state)
         # What the parent reported at this step belongs to the token it chose.
         step_output = zero_rows(tf.reshape(was_finished, [-1]), tf.gather(step_output, flat_parents))
-        step_output = tf.reshape(step_output, tf.concat([[in_play, beam_size],
+        step_output = tf.reshape(step_output, tf.concat([[in_play, beam_size],  # (in_play, beam, ...)
                                                          tf.shape(step_output)[1:]], 0))
         places = tf.stack([tf.fill([in_play], step), sentences], axis=1)  # (in_play, 2)
         records = tuple(array.write(step, value) for array, value in zip(
@@ -129,35 +99,103 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
         per_sentence = (sentences, log_probs, lengths, finished)  # (in_play, ...) each
         per_row = (tf.reshape(new_tokens, [-1]), state, row_inputs)  # (in_play * beam, ...) each
         if drop_finished:
-            # A sentence whose hypotheses have all finished leaves; the gathers run only on
-            # the steps where one did.
-            def leave():
-                kept = tf.cast(tf.reshape(tf.where(tf.logical_not(tf.reduce_all(finished, axis=1))),
-                                          [-1]), tf.int32)  # (sentences left,)
-                kept_rows = tf.reshape(kept[:, tf.newaxis] * beam_size + tf.range(beam_size), [-1])
-                return (tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept), per_sentence),
-                        tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept_rows), per_row))
-            per_sentence, per_row = tf.cond(tf.reduce_any(tf.reduce_all(finished, axis=1)), leave,
-                                            lambda: (per_sentence, per_row))
+            per_sentence, per_row = _without_finished_sentences(per_sentence, per_row, beam_size)
         sentences, log_probs, lengths, finished = per_sentence
         tokens, state, row_inputs = per_row
         return (step + 1, sentences, tokens, state, row_inputs, log_probs, lengths, finished,
                 final_log_probs, final_lengths, records)
 
-    loop_vars = (tf.constant(0), tf.range(batch), tf.repeat(tf.cast(start_tokens, tf.int32), beam_size),
-                 tile_beams(initial_state, beam_size), tile_beams(row_inputs, beam_size), log_probs,
-                 tf.zeros([batch, beam_size], tf.int32), tf.zeros([batch, beam_size], tf.bool),
-                 log_probs, tf.zeros([batch, beam_size], tf.int32), records)
-    # Sentences leave and the beam size may be a tensor: batch and beam stay open dimensions.
-    open_all = lambda tensor: tf.TensorShape([None] * tensor.shape.rank)  # noqa: E731
-    invariants = (tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None]),
-                  state_shape_invariants(loop_vars[3]),
-                  tf.nest.map_structure(open_rows, loop_vars[4]),
-                  *[open_all(tensor) for tensor in loop_vars[5:10]],
-                  (tf.TensorShape(None),) * len(records))
+    loop_vars = _initial_loop_vars(initial_state, start_tokens, row_inputs, beam_size)
     steps, *_, log_probs, lengths, records = tf.while_loop(
-        keep_going, body, loop_vars, shape_invariants=invariants)
+        keep_going, body, loop_vars, shape_invariants=_shape_invariants(loop_vars))
+    return _n_best(records, steps, batch, beam_size, log_probs, lengths, alpha)
 
+
+def _initial_loop_vars(initial_state, start_tokens, row_inputs, beam_size):
+    """(step, sentences, tokens, state, row_inputs, log_probs, lengths, finished,
+    final_log_probs, final_lengths, records) before the first step."""
+    batch = tf.shape(start_tokens)[0]
+    # Only the first hypothesis is alive at the start, so that the first expansion does
+    # not fill the beam with copies of one token.
+    log_probs = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[tf.newaxis],
+                        [batch, 1])  # (batch, beam)
+    # Per step: (step, sentence) places, then the tokens, parents and outputs of those
+    # sentences' hypotheses; laid out as (t, batch, beam, ...) once after the loop.
+    records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
+                    for dtype in (tf.int32, tf.int32, tf.int32, tf.float32))
+    return (tf.constant(0), tf.range(batch), tf.repeat(tf.cast(start_tokens, tf.int32), beam_size),
+            tile_beams(initial_state, beam_size), tile_beams(row_inputs, beam_size), log_probs,
+            tf.zeros([batch, beam_size], tf.int32), tf.zeros([batch, beam_size], tf.bool),
+            log_probs, tf.zeros([batch, beam_size], tf.int32), records)
+
+
+def _extend(logits, log_probs, lengths, finished, beam_size, alpha, end_id):
+    """One step of every sentence's beam: its `beam_size` best extensions.
+
+    Args: logits (in_play * beam, vocab); log_probs, lengths, finished (in_play, beam).
+
+    Returns:
+        (new_tokens, log_probs, lengths, parents, was_finished, finished), each
+        (in_play, beam): the surviving hypotheses, `parents` the hypothesis each extends.
+    """
+    in_play = tf.shape(log_probs)[0]
+    # A hypothesis's extensions share its score and length, so only its `beam_size` most
+    # likely tokens can be among the best `beam_size` extensions of the sentence: the
+    # rest of the vocabulary is never scored.
+    width = tf.minimum(beam_size, tf.shape(logits)[-1])
+    step_log_probs, top_tokens = tf.math.top_k(tf.nn.log_softmax(logits), k=width)
+    step_log_probs = tf.reshape(step_log_probs, [in_play, beam_size, width])
+    top_tokens = tf.reshape(top_tokens, [in_play, beam_size, width])
+    # A finished hypothesis can only be extended by padding, at no cost: it survives as is.
+    frozen = tf.concat([[0.0], tf.fill([width - 1], _NEG_INF)], 0)  # (width,)
+    step_log_probs = tf.where(finished[:, :, tf.newaxis], frozen, step_log_probs)
+    top_tokens = tf.where(finished[:, :, tf.newaxis], PAD_ID, top_tokens)
+    candidate_log_probs = log_probs[:, :, tf.newaxis] + step_log_probs  # (in_play, beam, width)
+    candidate_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)  # (in_play, beam)
+    candidate_scores = (candidate_log_probs
+                        / length_penalty(candidate_lengths, alpha)[:, :, tf.newaxis])
+    _, best = tf.math.top_k(tf.reshape(candidate_scores, [in_play, -1]), k=beam_size)
+    parents = best // width  # (in_play, beam): which hypothesis each survivor extends
+    new_tokens = tf.gather(tf.reshape(top_tokens, [in_play, -1]), best, batch_dims=1)
+    log_probs = tf.gather(tf.reshape(candidate_log_probs, [in_play, -1]), best, batch_dims=1)
+    lengths = tf.gather(candidate_lengths, parents, batch_dims=1)
+    was_finished = tf.gather(finished, parents, batch_dims=1)
+    # Hypotheses at -inf (fewer tokens than beams) count as finished, so they never
+    # keep the loop running.
+    finished = was_finished | tf.equal(new_tokens, end_id) | tf.math.is_inf(log_probs)
+    return new_tokens, log_probs, lengths, parents, was_finished, finished
+
+
+def _without_finished_sentences(per_sentence, per_row, beam_size):
+    """A sentence whose hypotheses have all finished leaves: per-sentence (in_play, ...) and
+    per-row (in_play * beam, ...) nests gathered to those left; the gathers run only on the
+    steps where one did."""
+    finished = per_sentence[-1]  # (in_play, beam)
+
+    def leave():
+        kept = tf.cast(tf.reshape(tf.where(tf.logical_not(tf.reduce_all(finished, axis=1))),
+                                  [-1]), tf.int32)  # (sentences left,)
+        kept_rows = tf.reshape(kept[:, tf.newaxis] * beam_size + tf.range(beam_size), [-1])
+        return (tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept), per_sentence),
+                tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept_rows), per_row))
+
+    return tf.cond(tf.reduce_any(tf.reduce_all(finished, axis=1)), leave,
+                   lambda: (per_sentence, per_row))
+
+
+def _shape_invariants(loop_vars):
+    """The loop's shape invariants: sentences leave and the beam size may be a tensor, so
+    batch and beam stay open dimensions; the decoder's state says what else may change."""
+    open_all = lambda tensor: tf.TensorShape([None] * tensor.shape.rank)  # noqa: E731
+    return (tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None]),
+            state_shape_invariants(loop_vars[3]),
+            tf.nest.map_structure(open_rows, loop_vars[4]),
+            *[open_all(tensor) for tensor in loop_vars[5:10]],
+            (tf.TensorShape(None),) * len(loop_vars[10]))
+
+
+def _n_best(records, steps, batch, beam_size, log_probs, lengths, alpha):
+    """The `BeamResult` from the loop's records and final hypotheses (batch, beam)."""
     places, step_tokens, step_parents, step_outputs = (array.concat() for array in records)
     # (t, batch, beam, ...): a sentence that left keeps its hypotheses in place (parents are
     # the identity) and adds padding and zero outputs.

@@ -373,12 +373,9 @@ def _model_to_export(args):
         from keras_s2s.restore import load_model_from_saved_model
 
         return load_model_from_saved_model(args.from_saved_model)
-    from keras_s2s.training import average_checkpoints, load_trained_model
+    from keras_s2s.training import load_trained_model
 
-    model = load_trained_model(args.checkpoint_dir)
-    if args.average_last > 1:
-        average_checkpoints(model, args.checkpoint_dir, args.average_last)
-    return model
+    return load_trained_model(args.checkpoint_dir, args.average_last)
 
 
 def _export_ctranslate2(args, output):

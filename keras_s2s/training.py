@@ -119,65 +119,21 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=epochs_done)
     manager, history = None, []
     if checkpoint_dir:
-        restored = resume(checkpoint, checkpoint_dir)
-        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
-                                             max_to_keep=train_config.keep_checkpoints)
-        if restored:
-            history = _read_history(checkpoint_dir)[:int(epochs_done.numpy())]
-            if verbose:
-                print(f"Resumed from {restored} after epoch {int(epochs_done.numpy())} "
-                      f"(optimizer step {int(optimizer.iterations.numpy())}).")
-
-    def replica_train_step(source_ids, target_ids):
-        return distribute.train_on_batch(model, optimizer, lambda: model.teacher_forcing_sums(
-            source_ids, target_ids, training=True))
-
-    def replica_evaluate_step(source_ids, target_ids):
-        return model.teacher_forcing_sums(source_ids, target_ids, training=False)
-
-    def summed(replica_step):
-        """One step on every replica; the sums come back added over replicas."""
-        def step(source_ids, target_ids):
-            sums = strategy.run(replica_step, args=(source_ids, target_ids))
-            return [strategy.reduce(distribute.SUM, value, axis=None) for value in sums]
-        return step
-
+        manager, history = _resume_run(checkpoint, checkpoint_dir, train_config, verbose)
     train_batches = distribute.distribute_dataset(train_dataset, strategy)
-    train_step = tf.function(summed(replica_train_step),
-                             input_signature=_signature(train_batches))
+    train_step = _summed_step(strategy, train_batches, lambda source_ids, target_ids: (
+        distribute.train_on_batch(model, optimizer, lambda: model.teacher_forcing_sums(
+            source_ids, target_ids, training=True))))
+    evaluate = None
     if validation_dataset is not None:
         validation_batches = distribute.distribute_dataset(validation_dataset, strategy)
-        evaluate_step = tf.function(summed(replica_evaluate_step),
-                                    input_signature=_signature(validation_batches))
+        evaluate_step = _summed_step(strategy, validation_batches, model.teacher_forcing_sums)
+        evaluate = lambda: _epoch_totals(validation_batches, evaluate_step)  # noqa: E731
 
     writers = _summary_writers(log_dir, validation_dataset is not None) if log_dir else {}
     for epoch in range(int(epochs_done.numpy()), train_config.epochs):
-        if verbose:
-            print(f"Epoch {epoch + 1}/{train_config.epochs}")
-        progress = keras.utils.Progbar(steps_per_epoch, verbose=verbose,
-                                       stateful_metrics=["loss", "accuracy"])
-        start = time.perf_counter()
-        totals, step = EpochTotals(), 0
-        for step, (source_ids, target_ids) in enumerate(train_batches, start=1):
-            totals.add(*train_step(source_ids, target_ids))
-            if not math.isfinite(totals.last_loss):
-                raise FloatingPointError(
-                    f"The loss became {totals.last_loss} at epoch {epoch + 1}, step {step}; "
-                    f"stopped without saving. The last checkpoint in {checkpoint_dir} is intact.")
-            progress.update(step, list(totals.logs().items()))
-        if step == 0:
-            raise ValueError("train_dataset yielded no batch: there is nothing to train on.")
-        steps_per_epoch = step
-        seconds = time.perf_counter() - start
-        logs = {"epoch": epoch + 1, **totals.logs(), "seconds": round(seconds, 3),
-                "target_tokens_per_second": round(totals.tokens / seconds, 1)}
-        if validation_dataset is not None:
-            validation = EpochTotals()
-            for source_ids, target_ids in validation_batches:
-                validation.add(*evaluate_step(source_ids, target_ids))
-            logs.update({f"val_{key}": value for key, value in validation.logs().items()})
-        progress.update(steps_per_epoch, [(key, value) for key, value in logs.items()
-                                          if key.startswith("val_")], finalize=True)
+        logs, steps_per_epoch = _run_epoch(epoch, train_config.epochs, train_batches, train_step,
+                                           steps_per_epoch, evaluate, checkpoint_dir, verbose)
         history.append(logs)
         if writers:
             _write_summaries(writers, epoch, logs, optimizer)
@@ -187,6 +143,66 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
     for writer in writers.values():
         writer.close()
     return history
+
+
+def _resume_run(checkpoint, checkpoint_dir, train_config, verbose):
+    """(checkpoint manager, history of the epochs done) of a run in `checkpoint_dir`, after
+    restoring its newest readable checkpoint into `checkpoint` (if any)."""
+    restored = resume(checkpoint, checkpoint_dir)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
+                                         max_to_keep=train_config.keep_checkpoints)
+    if not restored:
+        return manager, []
+    epochs_done = int(checkpoint.epochs_done.numpy())
+    if verbose:
+        print(f"Resumed from {restored} after epoch {epochs_done} "
+              f"(optimizer step {int(checkpoint.optimizer.iterations.numpy())}).")
+    return manager, _read_history(checkpoint_dir)[:epochs_done]
+
+
+def _summed_step(strategy, batches, replica_step):
+    """`replica_step(source_ids, target_ids) -> sums` run on every replica as one traced
+    `tf.function`; the sums come back added over replicas."""
+    def step(source_ids, target_ids):
+        sums = strategy.run(replica_step, args=(source_ids, target_ids))
+        return [strategy.reduce(distribute.SUM, value, axis=None) for value in sums]
+    return tf.function(step, input_signature=_signature(batches))
+
+
+def _epoch_totals(batches, step):
+    """The `EpochTotals` of `step` over every batch (validation)."""
+    totals = EpochTotals()
+    for source_ids, target_ids in batches:
+        totals.add(*step(source_ids, target_ids))
+    return totals
+
+
+def _run_epoch(epoch, epochs, train_batches, train_step, steps_per_epoch, evaluate,
+               checkpoint_dir, verbose):
+    """Trains one epoch (counted from 0) with a progress bar; returns its logs and its steps."""
+    if verbose:
+        print(f"Epoch {epoch + 1}/{epochs}")
+    progress = keras.utils.Progbar(steps_per_epoch, verbose=verbose,
+                                   stateful_metrics=["loss", "accuracy"])
+    start = time.perf_counter()
+    totals, step = EpochTotals(), 0
+    for step, (source_ids, target_ids) in enumerate(train_batches, start=1):
+        totals.add(*train_step(source_ids, target_ids))
+        if not math.isfinite(totals.last_loss):
+            raise FloatingPointError(
+                f"The loss became {totals.last_loss} at epoch {epoch + 1}, step {step}; "
+                f"stopped without saving. The last checkpoint in {checkpoint_dir} is intact.")
+        progress.update(step, list(totals.logs().items()))
+    if step == 0:
+        raise ValueError("train_dataset yielded no batch: there is nothing to train on.")
+    seconds = time.perf_counter() - start
+    logs = {"epoch": epoch + 1, **totals.logs(), "seconds": round(seconds, 3),
+            "target_tokens_per_second": round(totals.tokens / seconds, 1)}
+    if evaluate is not None:
+        logs.update({f"val_{key}": value for key, value in evaluate().logs().items()})
+    progress.update(step, [(key, value) for key, value in logs.items() if key.startswith("val_")],
+                    finalize=True)
+    return logs, step
 
 
 def _summary_writers(log_dir, validation):
@@ -495,10 +511,14 @@ def _write_history(checkpoint_dir, history):
     os.replace(path + ".tmp", path)
 
 
-def load_trained_model(checkpoint_dir):
-    """Rebuilds the model a `keras-s2s train` run wrote to `checkpoint_dir`, with its newest weights."""
+def load_trained_model(checkpoint_dir, average_last=1):
+    """Rebuilds the model a `keras-s2s train` run wrote to `checkpoint_dir`, with its newest
+    weights, or with the mean of its `average_last` newest checkpoints (`average_checkpoints`)."""
     from keras_s2s.model import Seq2Seq  # model.py does not depend on this module
 
     model = Seq2Seq.from_spec(checkpoint_dir)
-    restore_weights(model, checkpoint_dir)
+    if average_last > 1:
+        average_checkpoints(model, checkpoint_dir, average_last)
+    else:
+        restore_weights(model, checkpoint_dir)
     return model

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
-from .test_translator import ENV
+from .helpers import ENV
 
 pytestmark = pytest.mark.subprocess  # each benchmark script runs in its own process
 
@@ -35,13 +36,23 @@ def test_decoding_speed_reports_every_figure(dates_model, dates_export, tmp_path
                   "--batch-sizes", "1,4", "--beam-sizes", "2", "--intra-op-threads", 1,
                   "--output", report_path)
     report = json.loads(report_path.read_text())
-    assert report["intra_op_threads"] == 1 and report["saved_model_bytes"] > 0
+    # What it says of the export is what the export is: its size on disk, the tokens its
+    # greedy search writes for these sentences.
+    export_bytes = sum(path.stat().st_size for path in Path(dates_export).rglob("*") if path.is_file())
+    assert report["intra_op_threads"] == 1 and report["saved_model_bytes"] == export_bytes
+    sources = [source for source, _ in dates_model[2][:16]]
+    lengths = dates_model[0].translator().greedy(tf.constant(sources))["length"].numpy()
+    floor = report["matmul floor, greedy"]
+    assert floor["mean output tokens"] == pytest.approx(lengths.mean(), abs=0.005)
+    # The batch-1 floor is the sum of its parts: a decoder step per output token, an
+    # encoder position per source token.
+    assert floor["batch 1 floor ms"] == pytest.approx(
+        floor["mean output tokens"] * floor["decoder step ms, 1 rows"]
+        + floor["mean source tokens"] * floor["encoder position ms, 1 rows"], rel=0.01, abs=0.01)
     for decoder in ("greedy", "beam 2"):
         figures = report["decoders"][decoder]
         assert figures["batch 1"] > 0 and figures["batch 4"] > 0
         assert 0 < figures["batch 1 p50 ms"] <= figures["batch 1 p99 ms"]
-    floor = report["matmul floor, greedy"]
-    assert floor["mean output tokens"] > 1 and floor["batch 1 floor ms"] > 0
 
 
 def test_ab_decoding_times_two_exports_in_turns(dates_model, dates_export, tmp_path):

@@ -135,7 +135,7 @@ def test_the_comparison_benchmark_reports_agreement_bleu_and_time_ratios(
     import subprocess
     from pathlib import Path
 
-    from .test_translator import ENV
+    from .helpers import ENV
 
     pairs = transformer_dates_model[2][:16]
     source, reference = tmp_path / "source.txt", tmp_path / "reference.txt"
