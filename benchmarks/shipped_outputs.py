@@ -80,12 +80,16 @@ def compare(before_path, after_path):
     with open(after_path, encoding="utf-8") as file:
         after = json.load(file)
     same = True
+    if sorted(before) != sorted(after):
+        print(f"The files hold different models: {sorted(before)} and {sorted(after)}.")
+        return 1
     for name in sorted(before):
         for decoding, old in before[name].items():
             new = after[name][decoding]
             text_same = old["text_sha256"] == new["text_sha256"]
-            score_gap = max(abs(a - b) for a, b in zip(old["scores"], new["scores"]))
-            same &= text_same and old["sentences"] == new["sentences"]
+            score_gap = max((abs(a - b) for a, b in zip(old["scores"], new["scores"])), default=0.0)
+            same &= (text_same and old["sentences"] == new["sentences"]
+                     and old["score_sha256"] == new["score_sha256"])
             scores = ("bit-identical" if old["score_sha256"] == new["score_sha256"]
                       else f"max diff {score_gap:.2e}")
             print(f"{name:28} {decoding:7} {old['sentences']:5} sentences  text "

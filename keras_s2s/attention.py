@@ -79,21 +79,6 @@ def _weighted_sum(weights, values):
                    lambda: tf.matmul(weights[:, tf.newaxis, :], values)[:, 0])
 
 
-def _additive_step_score(query_projection, keys, score_vector):
-    """vᵀ tanh(q + k) for one step: (batch, u), (batch, s, u) -> (batch, s)."""
-    hidden = tf.tanh(keys + query_projection[:, tf.newaxis, :])  # (batch, s, u)
-    v = tf.cast(score_vector.kernel[:, 0], hidden.dtype)  # (u,); compute dtype under mixed precision
-    # A multiply and a sum, not a (batch, s, u) @ (u, 1) matmul: a broadcast batched matmul
-    # pays a fixed cost per call that this small product never earns back.
-    return tf.reduce_sum(hidden * v, axis=-1)  # (batch, s)
-
-
-def _additive_score(query_projection, keys, score_vector):
-    """vᵀ tanh(q + k) for every (t, s): (batch, t, u), (batch, s, u) -> (batch, t, s)."""
-    hidden = tf.tanh(query_projection[:, :, tf.newaxis, :] + keys[:, tf.newaxis, :, :])  # (batch, t, s, u)
-    return tf.squeeze(score_vector(hidden), axis=-1)  # (batch, t, s, 1) -> (batch, t, s)
-
-
 class _AdditiveScore:
     """The additive score vᵀ tanh(W_k h̄_s + W_q h_t), written once for the two layers that
     use it: Bahdanau's, and Luong's "concat", whose W_a [h_t; h̄_s] is the same sum with W_a
@@ -111,11 +96,17 @@ class _AdditiveScore:
 
     def _additive_scores(self, query, keys):
         """(batch, t, units) queries, (batch, s, u) keys -> (batch, t, s) scores."""
-        return _additive_score(self.query_projection(query), keys, self.score_vector)
+        query_projection = self.query_projection(query)[:, :, tf.newaxis, :]  # (batch, t, 1, u)
+        hidden = tf.tanh(query_projection + keys[:, tf.newaxis, :, :])  # (batch, t, s, u)
+        return tf.squeeze(self.score_vector(hidden), axis=-1)  # (batch, t, s, 1) -> (batch, t, s)
 
     def _additive_step_scores(self, query, keys):
         """(batch, units) query, (batch, s, u) keys -> (batch, s) scores."""
-        return _additive_step_score(self.query_projection(query), keys, self.score_vector)
+        hidden = tf.tanh(keys + self.query_projection(query)[:, tf.newaxis, :])  # (batch, s, u)
+        v = tf.cast(self.score_vector.kernel[:, 0], hidden.dtype)  # (u,); compute dtype under mixed precision
+        # A multiply and a sum, not a (batch, s, u) @ (u, 1) matmul: a broadcast batched matmul
+        # pays a fixed cost per call that this small product never earns back.
+        return tf.reduce_sum(hidden * v, axis=-1)  # (batch, s)
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")

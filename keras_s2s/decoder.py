@@ -122,7 +122,7 @@ class Decoder(keras.layers.Layer):
         # The RNN states' dtype, so that a mixed-precision model keeps one dtype in its loops.
         return rnn_states, tf.zeros([batch, self.units], rnn_states[0][0].dtype)
 
-    def search_state(self, memory, max_length=None, cache=None):
+    def search_state(self, memory, max_length, cache=None):
         """The state before [START] in a search: `initial_state` of the memory's encoder
         states. An RNN's state keeps its size, so the search's length and a cache form (what
         a Transformer decoder needs) do not matter here."""

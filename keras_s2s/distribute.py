@@ -1,8 +1,9 @@
 """Scaling out: one training step for one device or many, on `tf.distribute`.
 
-Both training paths (`model.fit` and `training.train`) run their step inside
-`strategy.run`, once per replica, on that replica's share of the global batch. Two things
-make N replicas compute exactly what one device computes on the whole batch:
+Every training path (`model.fit`, `training.train`, scheduled sampling) runs one step,
+`train_on_batch`, inside `strategy.run`, once per replica, on that replica's share of the
+global batch. Two things make N replicas compute exactly what one device computes on the
+whole batch:
 
 1. Loss scaling. Each replica divides its summed token loss by the token count of the
    *global* batch (an all-reduce of the replicas' counts), not by its own. The optimizer
@@ -14,7 +15,7 @@ make N replicas compute exactly what one device computes on the whole batch:
    optimizer as equal shares (sum / N), whose own sum is the clipped total again and
    whose norm is below the limit, so Keras' clipping leaves them alone.
 
-On one device (the default strategy) both functions reduce to the plain computation.
+On one device (the default strategy) these functions reduce to the plain computation.
 """
 
 import tensorflow as tf

@@ -37,7 +37,8 @@ class FixedCache(NamedTuple):
         return cls(buffer, buffer)
 
     def append(self, new_keys, new_values, positions):
-        """Writes each row's new keys and values (rows, heads, head_units) at its position."""
+        """Adds each row's new keys and values (rows, heads, head_units) by writing them into
+        the buffer at its position (rows,); the buffer keeps its length."""
         rows, heads = tf.shape(new_keys)[0], new_keys.shape[1]
         # (row, head, position) for every row and head: one scatter writes the new token.
         places = tf.stack(tf.meshgrid(tf.range(rows), tf.range(heads), indexing="ij")
@@ -71,7 +72,8 @@ class GrowingCache(NamedTuple):
         return cls(buffer, buffer)
 
     def append(self, new_keys, new_values, positions):
-        """Appends the new position: (rows, heads, n, head_units) -> (rows, heads, n + 1, ...)."""
+        """Adds the new position at the end: (rows, heads, n, head_units) -> (rows, heads,
+        n + 1, head_units). `positions` is n for every row, so it is not read."""
         return GrowingCache(tf.concat([self.keys, new_keys[:, :, tf.newaxis]], axis=2),
                             tf.concat([self.values, new_values[:, :, tf.newaxis]], axis=2))
 

@@ -259,8 +259,9 @@ class Seq2Seq(keras.Model):
         """Where every layer and head of a Transformer looked in its greedy translations.
 
         Returns (batch, layers, heads, t, s) float32 cross-attention weights, t over the
-        output tokens ([END] included) and s over the source tokens, as in the `Translator`'s
-        `attention` output, which is the last layer's average over heads.
+        output tokens ([END] included; rows after a translation's [END] are zeros) and s over
+        the source tokens, as in the `Translator`'s `attention` output, which is the last
+        layer's average over heads.
         """
         if self.model_config.architecture != "transformer":
             raise ValueError("attention_heads needs architecture='transformer'; got "

@@ -166,7 +166,7 @@ class MultiHeadAttention(keras.layers.Layer):
         """Self-attention of the token at `positions` over itself and the tokens before it.
 
         The keys and values of earlier tokens come from `cache` instead of being recomputed:
-        each step projects only its own token and appends it to the cache.
+        each step projects only its own token and adds it to the cache (`cache.append`).
 
         Args:
             query: (rows, units), the new token's input.

@@ -12,8 +12,8 @@ decoder uses it for attention weights. All loops are
 `tf.while_loop`s, so a search runs inside one graph call for a whole batch and exports with
 the model.
 
-Greedy and sampling searches also accept `row_inputs`: a nest of per-row tensors the step
-reads but never changes (encoder outputs, attention keys, the source mask). Then
+Every search also accepts `row_inputs`: a nest of per-row tensors the step reads but never
+changes (the decoder's `SourceMemory`, say). Then
 `next_step(tokens, state, row_inputs)` is called with the rows that are still decoding only:
 a row that has produced the end token leaves the batch, so a batch costs the sum of its
 output lengths instead of its size times its longest output.

@@ -11,9 +11,10 @@ What the memory holds for each architecture:
     field             RNN (`decoder.Decoder`)                 Transformer (`TransformerDecoder`)
     encoder_outputs   h̄ (batch, s, units)                      encoder outputs (batch, s, units)
     source_mask       (batch, s) bool, False on padding       the same
-    keys              W₁h̄ or W_a h̄ (batch, s, attention      per layer the cross-attention
-                      units); () without attention             (K, V), (batch, heads, s, head_units)
-    encoder_states    per layer the final states, the          () (the decoder reads the
+    keys              the attention's keys (batch, s, ...):    per layer the cross-attention
+                      W₁h̄ (Bahdanau), W_a h̄ (Luong general,   (K, V), (batch, heads, s, head_units)
+                      concat), h̄ (dot); () without attention
+    encoder_states    per layer the final states, the          [] (the decoder reads the
                       decoder's initial state                  source through attention only)
 """
 
@@ -30,7 +31,7 @@ class SourceMemory(NamedTuple):
     encoder_outputs: tf.Tensor  # (batch, s, units)
     source_mask: tf.Tensor  # (batch, s) bool
     keys: Any  # decoder.compute_keys(encoder_outputs)
-    encoder_states: Any  # the encoder's final states, one list per layer; () for a Transformer
+    encoder_states: Any  # the encoder's final states, one list per layer; [] for a Transformer
 
     def for_steps(self):
         """The memory a search's steps read, per row: without the encoder states, which only
@@ -72,6 +73,7 @@ def encode_source(encoder, decoder, source_ids, training=False, packed=False):
 class DecoderContract(Protocol):
     """What `Seq2Seq`, scheduled sampling and the `Translator` ask of a decoder.
 
+    A decoder is a Keras layer (`encode_source` builds it before computing its keys).
     `target_ids` (batch, t) are a target prefix starting with [START]; `token_ids` (rows,)
     one token per row; `memory` a `SourceMemory` (for the searches' steps, of the rows still
     decoding); `state` whatever `search_state` or the previous step returned.
@@ -94,9 +96,10 @@ class DecoderContract(Protocol):
     def cross_attention_weights(self, target_ids, memory):
         """Every layer's and head's attention under teacher forcing: (batch, layers, heads, t, s)."""
 
-    def search_state(self, memory, max_length, cache):
+    def search_state(self, memory, max_length, cache=None):
         """The state before [START] for at most `max_length` steps; `cache` is the key/value
-        cache form (`kv_cache.FixedCache` or `GrowingCache`) where the decoder keeps one."""
+        cache form (`kv_cache.FixedCache`, the default, or `GrowingCache`) where the decoder
+        keeps one."""
 
     def step(self, token_ids, state, memory):
         """One token per row: float32 logits (rows, vocab), the new state, weights (rows, s)."""

@@ -33,6 +33,7 @@ def unpadded_lengths(token_ids):
     """(batch, n) ids padded at the end -> (batch,) int32, each row's real tokens."""
     return tf.reduce_sum(tf.cast(not_padding(token_ids), tf.int32), axis=1)
 
+
 # Characters that are neither letters, digits, combining marks nor spaces become tokens of
 # their own. RE2's \w is ASCII-only, so the Unicode classes are spelled out: Hangul is \p{L}.
 _PUNCTUATION = r"[^\p{L}\p{N}\p{M}\s]"

@@ -197,9 +197,11 @@ class TransformerDecoder(_TransformerStack):
         if self.output_projection is not None:
             self.output_projection.build(inputs_shape)
 
-    def search_state(self, memory, max_length, cache=FixedCache):
+    def search_state(self, memory, max_length, cache=None):
         """The `TransformerState` before [START] in a search of at most `max_length` steps:
-        positions (batch,) all 0 and per layer an empty cache of the form `cache`."""
+        positions (batch,) all 0 and per layer an empty cache of the form `cache`
+        (`kv_cache.FixedCache` by default, or `GrowingCache`)."""
+        cache = cache or FixedCache
         batch = tf.shape(memory.encoder_outputs)[0]
         head_units = self.layers_in_order[0].self_attention.head_units
         caches = tuple(cache.empty(batch, self.num_heads, max_length, head_units,
@@ -221,7 +223,7 @@ class TransformerDecoder(_TransformerStack):
         """Final outputs (batch, t, units) and every layer's cross-attention weights."""
         outputs = self.dropout(self.embedding(target_ids), training=training)  # (batch, t, units)
         all_weights = []
-        for layer, cross_keys_values in zip(self.layers_in_order, memory.keys):
+        for layer, cross_keys_values in zip(self.layers_in_order, memory.keys, strict=True):
             outputs, weights = layer(outputs, memory.encoder_outputs, memory.source_mask,
                                      training=training, cross_keys_values=cross_keys_values)
             all_weights.append(weights)  # (batch, heads, t, s)
@@ -266,7 +268,8 @@ class TransformerDecoder(_TransformerStack):
         (rows, units) that `project` turns into logits, the new state, the weights (rows, s)."""
         outputs = self.embedding.step(token_ids, state.positions)  # (rows,) -> (rows, units)
         new_caches = []
-        for layer, cache, cross_keys_values in zip(self.layers_in_order, state.caches, memory.keys):
+        for layer, cache, cross_keys_values in zip(self.layers_in_order, state.caches, memory.keys,
+                                                   strict=True):
             outputs, cache, weights = layer.step(outputs, cache, state.positions, cross_keys_values,
                                                  memory.source_mask)
             new_caches.append(cache)

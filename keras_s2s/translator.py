@@ -123,7 +123,9 @@ class Translator(tf.Module):
         # Each option picks its strategy here, once, so that the decoding methods below read
         # the same whatever the options: the decoder step the searches call, the greedy
         # search, and the splitter that hands a batch to one graph loop or to several.
-        self._decoder_step = model.decoder.step  # float32 logits from the decoder's own W_s
+        # The step the searches call, with the `SourceMemory` of the rows still decoding (for
+        # beam search, one copy per hypothesis): float32 logits from the decoder's own W_s.
+        self._decoder_step = model.decoder.step
         if projection_dtype == "bfloat16":
             from keras_s2s.fast.projection import BFloat16Projection
 
@@ -169,7 +171,7 @@ class Translator(tf.Module):
         row_keys = tf.bitwise.bitwise_xor(tf.strings.to_hash_bucket_fast(text, 2 ** 62), seed)
 
         def search(source, rows):
-            return sample_search(self._step, source.state, _start_tokens(rows), END_ID,
+            return sample_search(self._decoder_step, source.state, _start_tokens(rows), END_ID,
                                  self.max_length, tf.gather(row_keys, rows), temperature,
                                  top_k, top_p, row_inputs=source.memory)
 
@@ -209,7 +211,7 @@ class Translator(tf.Module):
 
     def _graph_greedy(self, text):
         def search(source, rows):
-            return greedy_search(self._step, source.state, _start_tokens(rows), END_ID,
+            return greedy_search(self._decoder_step, source.state, _start_tokens(rows), END_ID,
                                  self.max_length, row_inputs=source.memory)
 
         return self._outputs(*self._search(text, search))
@@ -236,20 +238,16 @@ class Translator(tf.Module):
         memory = encode_source(self.encoder, self.decoder, source_ids)  # (batch, s, units) ...
         # The fixed buffer: an XLA program keeps every shape for the whole loop.
         state = self.decoder.search_state(memory, self.max_length, FixedCache)
-        return fixed_shape_greedy_search(self._step, state, tf.fill([tf.shape(source_ids)[0]], START_ID),
-                                         END_ID, self.max_length, memory.for_steps())
-
-    def _step(self, tokens, state, memory):
-        """The decoder step the searches call, with the `SourceMemory` of the rows still
-        decoding (for beam search, one copy per hypothesis)."""
-        return self._decoder_step(tokens, state, memory)
+        start_tokens = tf.fill([tf.shape(source_ids)[0]], START_ID)
+        return fixed_shape_greedy_search(self._decoder_step, state, start_tokens, END_ID,
+                                         self.max_length, memory.for_steps())
 
     def _beam(self, text, beam_size):
         # A server cannot raise a Python error to its client: sizes out of range are clamped.
         beam_size = tf.clip_by_value(beam_size, 1, config_lib.MAX_BEAM_SIZE)
 
         def search(source, rows):
-            return beam_search(self._step, source.state, _start_tokens(rows), END_ID,
+            return beam_search(self._decoder_step, source.state, _start_tokens(rows), END_ID,
                                self.max_length, beam_size, self.length_penalty,
                                row_inputs=source.memory)
 

@@ -3,7 +3,7 @@
 A layer test states what is particular to its layer (equations, masks, shapes) and then calls
 
     check_layer(Decoder, {"vocab_size": 40, "embedding_dim": 8, "units": 16},
-                {"target_ids": ..., "encoder_outputs": ..., "initial_state": ..., "source_mask": ...},
+                {"target_ids": ..., "memory": SourceMemory(...)},
                 step=decode_one_token_at_a_time)
 
 which checks, on those inputs:
@@ -51,7 +51,7 @@ def check_layer(layer_class, init_kwargs, inputs, step=None, tolerance=1e-5):
         layer_class: the layer's class, e.g. `BahdanauAttention`.
         init_kwargs: dict of constructor arguments (the layer is built several times from it).
         inputs: dict of call arguments by name: tensors, or (nested) tuples of tensors such as
-            the decoder's `initial_state`. Batch first, float32 for float inputs.
+            a decoder's `SourceMemory`. Batch first, float32 for float inputs.
         step: optional function (layer, inputs) -> the outputs of `layer(**inputs)` computed
             one step at a time with the layer's `step`, in the same structure as the call's.
         tolerance: rtol and atol of the float32 comparisons (step against call).

@@ -23,9 +23,8 @@ from .helpers import small_config
 SEED = tf.constant([0, 1], tf.int64)
 
 
-@pytest.fixture(scope="module")
-def batch_and_model(architecture):
-    """An untrained dates model of each architecture and one batch: scheduled sampling steps
+def model_and_batch(architecture):
+    """An untrained dates model of `architecture` and one batch: scheduled sampling steps
     either decoder through the same contract."""
     if architecture == "rnn":
         model_config, _ = small_config("dates", units=32, embedding_dim=16, attention_units=16)
@@ -36,6 +35,11 @@ def batch_and_model(architecture):
     model = Seq2Seq.from_pairs(train_pairs, model_config)
     source_ids, target_ids = next(iter(make_dataset(train_pairs, model, 16, shuffle=False)))
     return model, train_pairs, tf.cast(source_ids, tf.int32), tf.cast(target_ids, tf.int32)
+
+
+@pytest.fixture(scope="module")
+def batch_and_model(architecture):
+    return model_and_batch(architecture)
 
 
 def test_truth_probability_one_is_teacher_forcing(batch_and_model):
@@ -77,8 +81,10 @@ def test_coin_flips_mix_both_inputs_and_are_reproducible(batch_and_model):
     assert not np.allclose(half.numpy(), free.numpy())
 
 
-def test_training_with_scheduled_sampling_drives_the_loss_down(batch_and_model):
-    model, train_pairs, _, _ = batch_and_model
+@pytest.mark.parametrize("architecture_name", [
+    "rnn", pytest.param("transformer", marks=pytest.mark.slow)])  # the Transformer's: 13 s
+def test_training_with_scheduled_sampling_drives_the_loss_down(architecture_name):
+    model, train_pairs, _, _ = model_and_batch(architecture_name)
     _, train_config = preset("dates")
     train_config = dataclasses.replace(train_config, epochs=3)
     seen = []
@@ -104,8 +110,8 @@ def test_inverse_sigmoid_decay_falls_from_one_towards_zero():
         inverse_sigmoid_decay(0, k=0.5)
 
 
-def test_probability_outside_zero_one_is_refused(batch_and_model):
-    model, train_pairs, _, _ = batch_and_model
+def test_probability_outside_zero_one_is_refused():
+    model, train_pairs, _, _ = model_and_batch("rnn")
     _, train_config = preset("dates")
     with pytest.raises(ValueError, match="truth_probability"):
         train_scheduled_sampling(model, make_dataset(train_pairs[:40], model, 32),

@@ -12,6 +12,7 @@ from keras_s2s import tasks
 from keras_s2s.config import TrainConfig, preset
 from keras_s2s.data import make_dataset
 from keras_s2s.metrics import exact_match
+from keras_s2s.text import END_ID
 from keras_s2s.model import Seq2Seq
 from keras_s2s.training import make_optimizer, train
 from keras_s2s.translator import Translator
@@ -77,6 +78,11 @@ def test_attention_output_is_the_last_layer_average_of_the_per_head_weights(tran
     real = (outputs["target_tokens"] != b"").numpy()
     averaged = tf.reduce_mean(heads[:, -1], axis=1).numpy()
     np.testing.assert_allclose(averaged[real], outputs["attention"].numpy()[real], atol=1e-5)
+    # Rows after a target's [END] read padding: zeros, as the searches leave them.
+    source_ids = model.source_text.encode(tf.constant(texts[:2])).to_tensor()
+    target_ids = tf.constant([[7, 8, END_ID, 0], [7, 8, 9, END_ID]])
+    forced = model.translator().forced_heads(source_ids, target_ids).numpy()  # (2, layers, heads, 4, s)
+    assert np.all(forced[0, :, :, 3] == 0.0) and np.all(forced[1, :, :, 3].sum(-1) > 0.99)
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
