@@ -37,3 +37,34 @@ def masked_correct(labels, logits):
     mask = tf.not_equal(labels, PAD_ID)
     predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)  # (batch, t)
     return tf.reduce_sum(tf.cast((predictions == labels) & mask, tf.float32))
+
+
+def token_sums(labels, logits, label_smoothing=0.0):
+    """(loss_sum, token_count, correct) over non-padding labels: `masked_cross_entropy` and
+    `masked_correct` in one pass over the logits, the fast form the training step uses.
+
+    Both terms of the smoothed loss share one log-sum-exp lse(z) = log Σ_v exp z_v:
+
+        -Σ_v target_v log p_v = (1 - ε) (lse(z) - z_y) + ε (lse(z) - mean_v z_v)
+                              = lse(z) - (1 - ε) z_y - ε mean_v z_v
+
+    and the largest logit that lse computes anyway says whether the label is the most likely
+    token (a tie with another token counts as correct, where argmax would pick the lower id).
+    The textbook pair runs a softmax cross-entropy kernel, a second log-sum-exp and an argmax
+    over the (tokens, vocab) logits; the values agree to float rounding (tests/test_losses.py),
+    and `benchmarks/ab_training.py` measures what it saves.
+
+    Args, shapes: as `masked_cross_entropy`.
+    """
+    mask = tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)  # (...)
+    logits = tf.cast(logits, tf.float32)  # (..., vocab)
+    largest = tf.reduce_max(logits, axis=-1)  # (...)
+    # The max is a constant shift for the gradient, as in tf.reduce_logsumexp.
+    shifted = logits - tf.stop_gradient(largest)[..., tf.newaxis]
+    log_sum_exp = tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1)) + tf.stop_gradient(largest)
+    label_logits = tf.gather(logits, labels, batch_dims=labels.shape.rank)  # (...)
+    per_token = log_sum_exp - (1.0 - label_smoothing) * label_logits
+    if label_smoothing:
+        per_token -= label_smoothing * tf.reduce_mean(logits, axis=-1)
+    correct = tf.cast(tf.equal(label_logits, largest), tf.float32) * mask
+    return tf.reduce_sum(per_token * mask), tf.reduce_sum(mask), tf.reduce_sum(correct)

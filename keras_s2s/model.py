@@ -18,7 +18,7 @@ from keras_s2s import config as config_lib
 from keras_s2s import distribute
 from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
-from keras_s2s.losses import masked_correct, masked_cross_entropy
+from keras_s2s.losses import token_sums
 from keras_s2s.positional_encoding import PositionalEmbedding
 from keras_s2s.source_memory import encode_source
 from keras_s2s.text import (PAD_ID, TextProcessor, Vocabulary, build_vocabulary, make_tokenizer,
@@ -217,8 +217,7 @@ class Seq2Seq(keras.Model):
         real_states = tf.boolean_mask(attentional, is_real)  # (batch, t, units) -> (tokens, units)
         real_labels = tf.boolean_mask(labels, is_real)  # (tokens,)
         logits = self.decoder.project(real_states, training=training)  # (tokens, vocab)
-        loss_sum, token_count = masked_cross_entropy(real_labels, logits, self.label_smoothing)
-        return loss_sum, token_count, masked_correct(real_labels, logits)
+        return token_sums(real_labels, logits, self.label_smoothing)
 
     def train_step(self, data):
         source_ids, target_ids = self.to_ids(*data)

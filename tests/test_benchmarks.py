@@ -101,6 +101,27 @@ def test_op_choices_times_both_forms_of_every_pair(tmp_path):
         assert 0 < figures["min_us"] <= figures["median_us"] <= figures["max_us"]
 
 
+@pytest.mark.slow  # two trainings of the dates model: 30 s
+def test_training_trace_and_ab_training_report_what_they_measured(tmp_path):
+    trace_path, ab_path = tmp_path / "trace.json", tmp_path / "ab.json"
+    run_benchmark("training_trace.py", "--preset", "dates", "--steps", 6, "--output", trace_path)
+    trace = json.loads(trace_path.read_text())
+    by_type = trace["by_type"]
+    # The op time adds up, and the matmuls' share is what the matmul rows say it is.
+    assert sum(row["share"] for row in by_type.values()) == pytest.approx(1.0, abs=0.01)
+    matmul_share = sum(row["share"] for op_type, row in by_type.items() if "MatMul" in op_type)
+    assert trace["matmul_share_of_op_time"] == pytest.approx(matmul_share, abs=0.01)
+    assert 0 < trace["matmul_share_of_op_time"] < 1 and trace["steps"] == 6
+    run_benchmark("ab_training.py", "--compare", "loss", "--preset", "dates", "--steps", 4,
+                  "--rounds", 2, "--output", ab_path)
+    report = json.loads(ab_path.read_text())
+    (ms_a, ms_b) = report["median_step_ms"].values()
+    assert report["b_over_a_time"] == pytest.approx(ms_b / ms_a, rel=0.01)
+    # Both steps train one model in turns: every round's loss is finite and the last is lower.
+    for losses in report["mean_loss_each_round"].values():
+        assert len(losses) == 2 and losses[-1] < losses[0]
+
+
 @pytest.mark.slow
 def test_soak_serves_every_signature_from_8_threads_for_2_minutes(dates_model, dates_export,
                                                                  tmp_path):
