@@ -130,6 +130,10 @@ def _add_train(commands):
                        "(for --pairs; a preset brings its own)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
+    train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "auto"),
+                       help="override the preset's: bfloat16 compute with float32 weights "
+                       "(mixed_bfloat16), or that only where the CPU has bfloat16 instructions "
+                       "(auto); checkpoints and exports are float32 either way")
     train.add_argument("--train-size", type=int, default=20000, help="pairs drawn for --task")
     train.add_argument("--test-size", type=int, default=1000, help="held-out pairs for --task")
     train.add_argument("--seed", type=int, default=0)

@@ -14,6 +14,7 @@ ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat")
 ARCHITECTURES = ("rnn", "transformer")
 POSITIONAL_KINDS = ("sinusoidal", "learned")
 LEARNING_RATE_DECAYS = ("none", "cosine", "inverse-sqrt")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")  # keras_s2s.precision
 # The widest beam search accepted. Beyond a few dozen hypotheses translations stop changing,
 # while memory and time grow with the width (each step scores beam_size x vocabulary
 # extensions per sentence), so a mistyped size would exhaust memory instead of helping.
@@ -138,6 +139,9 @@ class TrainConfig:
     learning_rate_decay: str = "none"  # "none", "cosine" (down to 10 % at the end) or "inverse-sqrt"
     warmup_steps: int = 0  # steps of linear warm-up from 0 to learning_rate (cosine, inverse-sqrt)
     keep_checkpoints: int = 3  # newest checkpoints kept (average_checkpoints reads them)
+    # "float32"; "mixed_bfloat16": bfloat16 compute, float32 weights; "auto": mixed_bfloat16
+    # where the CPU has bfloat16 instructions (AVX512-BF16, AMX), else float32 (`precision.py`)
+    precision: str = "float32"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -155,6 +159,7 @@ class TrainConfig:
             raise ValueError("learning_rate_decay='inverse-sqrt' needs warmup_steps >= 1; "
                              f"got warmup_steps={self.warmup_steps}.")
         _check_positive("keep_checkpoints", self.keep_checkpoints)
+        _check_choice("precision", self.precision, PRECISIONS)
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must be in [0, 1); got {self.validation_fraction}.")

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from keras_s2s import config as config_lib
-from keras_s2s import tasks
+from keras_s2s import precision, tasks
 from keras_s2s.corpora import Splits, corpus_files, load_corpus
 from keras_s2s.data import content_fingerprint, make_dataset, read_tsv_pairs, split_pairs
 from keras_s2s.locks import exclusive, refuse_non_empty
@@ -67,6 +67,7 @@ class RunOptions:
     architecture: Optional[str] = None  # "rnn" or "transformer", for a new model without preset
     epochs: Optional[int] = None  # overrides the preset's
     batch_size: Optional[int] = None  # overrides the preset's
+    precision: Optional[str] = None  # overrides the preset's: float32, mixed_bfloat16 or auto
     train_size: int = 20000  # pairs drawn for a task
     test_size: int = 1000  # held-out pairs drawn for a task
     seed: int = 0  # of a new run (a resumed one keeps its own)
@@ -116,9 +117,12 @@ def _train_run(options, verbose):
         options.test_size, train_config.seed, options.source_column, options.target_column,
         train_config.validation_fraction)
     keras.utils.set_random_seed(train_config.seed)
-    model = _model(options, resuming, model_config, train_config, train_pairs)
+    policy = precision.keras_policy(train_config.precision)
+    with precision.building_under(policy):
+        model = _model(options, resuming, model_config, train_config, train_pairs)
     print(f"{model.count_params():,} parameters; {len(train_pairs)} training and "
-          f"{len(validation_pairs)} validation pairs; checkpoints in {options.checkpoint_dir}")
+          f"{len(validation_pairs)} validation pairs; checkpoints in {options.checkpoint_dir}; "
+          f"computing in {policy}")
 
     validation = make_dataset(validation_pairs, model, 256, shuffle=False) if validation_pairs else None
     started = time.perf_counter()
@@ -133,6 +137,8 @@ def _train_run(options, verbose):
     if getattr(model, "vector_coverage", None):
         results["vector_coverage"] = {side: {"found": coverage.found, "total": coverage.total}
                                       for side, coverage in model.vector_coverage.items()}
+    results["precision"] = policy
+    model = precision.float32_copy(model)  # scored and exported in float32
     if options.average_last > 1:
         averaged = average_checkpoints(model, options.checkpoint_dir, options.average_last)
         results["averaged_checkpoints"] = [os.path.basename(path) for path in averaged]
@@ -173,7 +179,8 @@ def _configs(options, resuming):
                              "architecture (e.g. multi30k-de-en-transformer) instead.")
         model_config = config_lib.ModelConfig(architecture=options.architecture)
     overrides = {key: value for key, value in (("epochs", options.epochs),
-                                               ("batch_size", options.batch_size))
+                                               ("batch_size", options.batch_size),
+                                               ("precision", options.precision))
                  if value is not None}
     train_config = dataclasses.replace(train_config, **overrides)
     if not resuming:
