@@ -33,6 +33,7 @@ from keras_s2s.config import preset  # noqa: E402
 from keras_s2s.corpora import load_corpus  # noqa: E402
 from keras_s2s.data import make_dataset  # noqa: E402
 from keras_s2s.model import Seq2Seq  # noqa: E402
+from keras_s2s.precision import building_under  # noqa: E402
 from keras_s2s.training import make_optimizer, train  # noqa: E402
 from report import print_report  # noqa: E402
 
@@ -101,6 +102,9 @@ def main():
     parser.add_argument("--paths", default="fit,custom loop")
     parser.add_argument("--num-buckets", type=int, default=8,
                         help="length buckets of the input pipeline (1: no bucketing)")
+    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"),
+                        help="the Keras policy the model is built under (the matmul ceilings "
+                        "stay float32's)")
     parser.add_argument("--output", help="also write the results here as JSON")
     args = parser.parse_args()
 
@@ -110,7 +114,8 @@ def main():
     ceilings, results = {}, {}
     for path in args.paths.split(","):
         keras.utils.set_random_seed(0)
-        model = Seq2Seq.from_pairs(pairs, model_config)
+        with building_under(args.precision):
+            model = Seq2Seq.from_pairs(pairs, model_config)
         dataset = make_dataset(pairs, model, train_config.batch_size, num_buckets=args.num_buckets)
         real, padded, flops, parts_total = batch_statistics(dataset, model, model_config)
         steps = int(dataset.cardinality())
@@ -137,6 +142,7 @@ def main():
             "final_loss": round(float(loss), 4),
         }
     report = {"preset": args.preset, "data": args.corpus or args.task, "train_pairs": len(pairs),
+              "precision": args.precision,
               "epochs": args.epochs, "batch_size": train_config.batch_size,
               "num_buckets": args.num_buckets,
               "parameters": model.count_params(), "steps_per_epoch": steps,
