@@ -18,7 +18,6 @@ alternates); each figure is the median over the rounds.
 """
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -30,12 +29,10 @@ import tensorflow as tf  # noqa: E402
 
 from keras_s2s import losses  # noqa: E402
 from keras_s2s import model as model_module  # noqa: E402
-from keras_s2s.config import preset  # noqa: E402
-from keras_s2s.data import make_dataset  # noqa: E402
 from keras_s2s.model import Seq2Seq  # noqa: E402
 from keras_s2s.training import make_optimizer  # noqa: E402
-from training_speed import load_training_pairs  # noqa: E402
-from training_trace import training_step  # noqa: E402
+from training_trace import (add_data_arguments, model_and_batches, save_report,  # noqa: E402
+                            training_step)
 
 
 def textbook_token_sums(labels, logits, label_smoothing=0.0):
@@ -78,22 +75,12 @@ def cpu_flags():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", choices=("loss", "precision"), required=True)
-    parser.add_argument("--preset", default="multi30k-de-en-transformer")
-    parser.add_argument("--corpus", default=None)
-    parser.add_argument("--task", default="dates")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--train-size", type=int, default=6400)
-    parser.add_argument("--steps", type=int, default=40, help="batches a round")
+    add_data_arguments(parser, steps=40)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--output", help="write the figures as JSON here")
     args = parser.parse_args()
 
-    model_config, train_config = preset(args.preset)
-    pairs = load_training_pairs(args)
-    keras.utils.set_random_seed(0)
-    model = Seq2Seq.from_pairs(pairs, model_config)
-    batches = [(tf.cast(source, tf.int32), tf.cast(target, tf.int32)) for source, target in
-               make_dataset(pairs, model, train_config.batch_size, seed=0).take(args.steps)]
+    model, train_config, batches = model_and_batches(args)
+    model_config = model.model_config
     if args.compare == "loss":
         steps = {"A textbook loss": traced_step(model, train_config, batches, textbook_token_sums),
                  "B one-pass token_sums": traced_step(model, train_config, batches)}
@@ -128,9 +115,7 @@ def main():
     for name in steps:
         print(f"  {name:24} loss each round {curve[name]}")
     print(f"  CPU flags: {' '.join(report['cpu_flags'])}; TensorFlow {tf.__version__}")
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=1)
+    save_report(args.output, report)
 
 
 if __name__ == "__main__":

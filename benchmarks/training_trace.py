@@ -46,6 +46,29 @@ def training_step(model, optimizer):
     return step
 
 
+def add_data_arguments(parser, steps):
+    """The options that say what is trained: preset, corpus (or embedded task), batches."""
+    parser.add_argument("--preset", default="multi30k-de-en-transformer")
+    parser.add_argument("--corpus", default=None)
+    parser.add_argument("--task", default="dates")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--train-size", type=int, default=6400)
+    parser.add_argument("--steps", type=int, default=steps, help="batches (a round's, for A/B)")
+    parser.add_argument("--output", help="write the figures as JSON here")
+
+
+def model_and_batches(args):
+    """(model, train_config, batches): a new model of the preset, seeded, and `args.steps`
+    batches of its data held in memory, so that the input pipeline is not timed."""
+    model_config, train_config = preset(args.preset)
+    pairs = load_training_pairs(args)
+    keras.utils.set_random_seed(0)
+    model = Seq2Seq.from_pairs(pairs, model_config)
+    batches = [(tf.cast(source, tf.int32), tf.cast(target, tf.int32)) for source, target in
+               make_dataset(pairs, model, train_config.batch_size, seed=0).take(args.steps)]
+    return model, train_config, batches
+
+
 def op_times(log_dir):
     """{op type: (microseconds, count)} of the TensorFlow ops in a profile written to log_dir."""
     path = glob.glob(os.path.join(log_dir, "plugins", "profile", "*", "*.xplane.pb"))[0]
@@ -72,25 +95,14 @@ def op_times(log_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="multi30k-de-en-transformer")
-    parser.add_argument("--corpus", default=None)
-    parser.add_argument("--task", default="dates")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--train-size", type=int, default=6400)
-    parser.add_argument("--steps", type=int, default=30)
+    add_data_arguments(parser, steps=30)
     parser.add_argument("--top", type=int, default=15)
-    parser.add_argument("--output", help="write the figures as JSON here")
     args = parser.parse_args()
 
-    model_config, train_config = preset(args.preset)
-    pairs = load_training_pairs(args)
-    keras.utils.set_random_seed(0)
-    model = Seq2Seq.from_pairs(pairs, model_config)
+    model, train_config, batches = model_and_batches(args)
     optimizer = make_optimizer(train_config, steps_per_epoch=1000)
     optimizer.build(model.trainable_variables)
     model.label_smoothing = train_config.label_smoothing
-    batches = [(tf.cast(source, tf.int32), tf.cast(target, tf.int32)) for source, target in
-               make_dataset(pairs, model, train_config.batch_size, seed=0).take(args.steps)]
     step = training_step(model, optimizer)
     for batch in batches:  # traces once (open shapes), warms every shape up
         step(*batch)
@@ -123,8 +135,13 @@ def main():
     print(f"{'op type':28} {'ms/step':>8} {'share':>7} {'runs/step':>9}")
     for op_type, row in list(report["by_type"].items())[:args.top]:
         print(f"{op_type:28} {row['ms_per_step']:8.2f} {100 * row['share']:6.1f}% {row['runs_per_step']:9d}")
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
+    save_report(args.output, report)
+
+
+def save_report(path, report):
+    """Writes the report as JSON to `path` (if given)."""
+    if path:
+        with open(path, "w", encoding="utf-8") as file:
             json.dump(report, file, indent=1)
 
 

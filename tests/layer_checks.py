@@ -29,7 +29,6 @@ alone; the decoder's nested state and the boolean masks do not fit that, so the 
 need more than shapes are written here.
 """
 
-import contextlib
 import inspect
 import tempfile
 from pathlib import Path
@@ -38,6 +37,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras.src.testing import TestCase
+
+from keras_s2s.precision import building_under
 
 # float16 keeps 11 bits of mantissa; a few stacked matmuls and RNN steps stay within this.
 MIXED_PRECISION_TOLERANCE = 3e-2
@@ -126,7 +127,7 @@ def _as_lists(nest):
 
 
 def _check_mixed_precision(layer_class, init_kwargs, inputs, float32_layer, float32_outputs, step):
-    with global_policy("mixed_float16"):
+    with building_under("mixed_float16"):
         layer = layer_class(**init_kwargs)
         layer(**inputs)  # builds it
         layer.set_weights(float32_layer.get_weights())
@@ -143,17 +144,6 @@ def _check_mixed_precision(layer_class, init_kwargs, inputs, float32_layer, floa
                 inputs)
             _assert_close(step(layer, cast), outputs, MIXED_PRECISION_TOLERANCE,
                           "mixed_float16 step by step against call")
-
-
-@contextlib.contextmanager
-def global_policy(name):
-    """Sets Keras' global dtype policy inside the `with` block, and restores the previous one."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def _assert_close(found, expected, tolerance, what):
