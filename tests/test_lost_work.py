@@ -364,6 +364,7 @@ def fill(folder):
     return path
 
 
+@pytest.mark.slow  # trainings onto a filling disk: over 10 s each on 2 cores
 def test_a_full_disk_stops_training_with_what_survived_and_it_resumes_once_freed(small_disk, capsys):
     pairs, _ = tasks.load_task("dates", 200, 10)
     run = small_disk / "run"
@@ -401,6 +402,7 @@ def test_import_keras_s2s_alone_lets_keras_load_a_saved_model(dates_model, tmp_p
     assert result.stdout.split() == ["Seq2Seq", model.translate(["March 3, 2021"])[0]]
 
 
+@pytest.mark.slow  # trainings onto a filling disk: over 10 s each on 2 cores
 def test_the_command_line_says_what_a_full_disk_left_intact(small_disk, capsys):
     pairs, _ = tasks.load_task("dates", 200, 10)
     (small_disk / "pairs.tsv").write_text("".join(f"{source}\t{target}\n" for source, target in pairs))
