@@ -83,14 +83,9 @@ def beam_search(next_step, initial_state, start_tokens, end_id, max_length, beam
              final_log_probs, final_lengths, records):
         logits, state, step_output = call_step(tokens, state, row_inputs)  # (sentences * beam, vocab)
         in_play = tf.shape(sentences)[0]
-        new_tokens, log_probs, lengths, parents, was_finished, finished = _extend(
+        new_tokens, log_probs, lengths, parents, was_finished, finished = extend_beams(
             logits, log_probs, lengths, finished, beam_size, alpha, end_id)
-        flat_parents = tf.reshape(parents + tf.range(in_play)[:, tf.newaxis] * beam_size, [-1])
-        state = tf.nest.map_structure(lambda tensor: tf.gather(tensor, flat_parents), state)
-        # What the parent reported at this step belongs to the token it chose.
-        step_output = zero_rows(tf.reshape(was_finished, [-1]), tf.gather(step_output, flat_parents))
-        step_output = tf.reshape(step_output, tf.concat([[in_play, beam_size],  # (in_play, beam, ...)
-                                                         tf.shape(step_output)[1:]], 0))
+        state, step_output = follow_parents(parents, was_finished, state, step_output)
         places = tf.stack([tf.fill([in_play], step), sentences], axis=1)  # (in_play, 2)
         records = tuple(array.write(step, value) for array, value in zip(
             records, (places, new_tokens, parents, step_output)))
@@ -115,10 +110,7 @@ def _initial_loop_vars(initial_state, start_tokens, row_inputs, beam_size):
     """(step, sentences, tokens, state, row_inputs, log_probs, lengths, finished,
     final_log_probs, final_lengths, records) before the first step."""
     batch = tf.shape(start_tokens)[0]
-    # Only the first hypothesis is alive at the start, so that the first expansion does
-    # not fill the beam with copies of one token.
-    log_probs = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[tf.newaxis],
-                        [batch, 1])  # (batch, beam)
+    log_probs = initial_log_probs(batch, beam_size)  # (batch, beam)
     # Per step: (step, sentence) places, then the tokens, parents and outputs of those
     # sentences' hypotheses; laid out as (t, batch, beam, ...) once after the loop.
     records = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
@@ -129,7 +121,14 @@ def _initial_loop_vars(initial_state, start_tokens, row_inputs, beam_size):
             log_probs, tf.zeros([batch, beam_size], tf.int32), records)
 
 
-def _extend(logits, log_probs, lengths, finished, beam_size, alpha, end_id):
+def initial_log_probs(batch, beam_size):
+    """(batch, beam) log-probabilities before the first step: only the first hypothesis is
+    alive, so that the first expansion does not fill the beam with copies of one token."""
+    return tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[tf.newaxis],
+                   [batch, 1])
+
+
+def extend_beams(logits, log_probs, lengths, finished, beam_size, alpha, end_id):
     """One step of every sentence's beam: its `beam_size` best extensions.
 
     Args: logits (in_play * beam, vocab); log_probs, lengths, finished (in_play, beam).
@@ -164,6 +163,24 @@ def _extend(logits, log_probs, lengths, finished, beam_size, alpha, end_id):
     # keep the loop running.
     finished = was_finished | tf.equal(new_tokens, end_id) | tf.math.is_inf(log_probs)
     return new_tokens, log_probs, lengths, parents, was_finished, finished
+
+
+def follow_parents(parents, was_finished, state, step_output):
+    """The survivors' decoder state and step outputs: each hypothesis takes its parent's.
+
+    Args: parents, was_finished (in_play, beam) from `extend_beams`; state, a nest of
+    (in_play * beam, ...) tensors; step_output (in_play * beam, ...).
+
+    Returns: the state gathered by parent, and step_output as (in_play, beam, ...) float32,
+    zeros for hypotheses that had already finished.
+    """
+    in_play, beam_size = tf.shape(parents)[0], tf.shape(parents)[1]
+    flat_parents = tf.reshape(parents + tf.range(in_play)[:, tf.newaxis] * beam_size, [-1])
+    state = tf.nest.map_structure(lambda tensor: tf.gather(tensor, flat_parents), state)
+    # What the parent reported at this step belongs to the token it chose.
+    step_output = zero_rows(tf.reshape(was_finished, [-1]), tf.gather(step_output, flat_parents))
+    return state, tf.reshape(step_output, tf.concat([[in_play, beam_size],  # (in_play, beam, ...)
+                                                     tf.shape(step_output)[1:]], 0))
 
 
 def _without_finished_sentences(per_sentence, per_row, beam_size):
@@ -205,14 +222,20 @@ def _n_best(records, steps, batch, beam_size, log_probs, lengths, alpha):
     step_parents = tf.tensor_scatter_nd_update(identity, places, step_parents)
     step_outputs = tf.scatter_nd(places, step_outputs,
                                  tf.concat([[steps, batch], tf.shape(step_outputs)[1:]], 0))
+    return ranked(step_tokens, step_parents, step_outputs, log_probs, lengths, beam_size, alpha)
+
+
+def ranked(step_tokens, step_parents, step_outputs, log_probs, lengths, beam_size, alpha):
+    """The `BeamResult`, best first, from every step's tokens and parents (t, batch, beam),
+    outputs (t, batch, beam, ...) and the final hypotheses' log_probs and lengths (batch, beam)."""
     scores = log_probs / length_penalty(lengths, alpha)  # (batch, beam)
     scores, order = tf.math.top_k(scores, k=beam_size)  # best first
-    tokens, step_outputs = _backtrack(order, step_tokens, step_parents, step_outputs)
+    tokens, step_outputs = backtrack(order, step_tokens, step_parents, step_outputs)
     return BeamResult(tokens, tf.gather(lengths, order, batch_dims=1), scores,
                       tf.gather(log_probs, order, batch_dims=1), step_outputs)
 
 
-def _backtrack(order, step_tokens, step_parents, step_outputs):
+def backtrack(order, step_tokens, step_parents, step_outputs):
     """Follows parent pointers from the last step back to the first.
 
     order: (batch, beam) final hypotheses to read; step_tokens, step_parents: (t, batch, beam);

@@ -338,8 +338,9 @@ def _add_export(commands):
                         help="bfloat16: faster output projection on CPUs with bfloat16 "
                              "instructions (see benchmarks/README.md)")
     export.add_argument("--jit-compile", action="store_true",
-                        help="greedy decoding of 1-4 sentences as one XLA program: lower "
-                             "latency; TensorFlow Serving then needs "
+                        help="greedy decoding, and beam search with the model's beam size, "
+                             "of 1-4 sentences as one XLA program: lower latency; "
+                             "TensorFlow Serving then needs "
                              "--xla_cpu_compilation_enabled=true")
     export.add_argument("--shards", type=int, default=1,
                         help="decode a batch in this many shards at once, one per core; for "

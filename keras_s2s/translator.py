@@ -56,7 +56,9 @@ class Translator(tf.Module):
             on spa-en).
         jit_compile: greedy decoding of batches of 1 to `FUSED_MAX_ROWS` rows runs as one
             XLA program (encoder and whole search loop; `keras_s2s.fast.fused_greedy`),
-            which cuts batch-1 latency; same translations. XLA compiles once per batch size
+            which cuts batch-1 latency; so does beam search with `default_beam_size` (the
+            model's, which `translate` uses; `keras_s2s.fast.fused_beam`). Same
+            translations. XLA compiles once per batch size
             and source length bucket, on first use. TensorFlow Serving runs such a model
             only with `--xla_cpu_compilation_enabled=true`.
         shards: split a batch of at least `MIN_ROWS_PER_SHARD` rows per shard into this
@@ -132,6 +134,7 @@ class Translator(tf.Module):
             self.projection = BFloat16Projection(model.decoder.output_projection)
             self._decoder_step = self.projection.decoder_step(model.decoder)
         self._greedy = self._fused_or_graph_greedy if self.jit_compile else self._graph_greedy
+        self._beam = self._fused_or_graph_beam if self.jit_compile else self._graph_beam
         self._splitter = _whole_batch
         if self.shards > 1:
             from keras_s2s.fast.shards import search_in_shards_or_whole
@@ -160,7 +163,8 @@ class Translator(tf.Module):
 
     @tf.function(input_signature=[TEXT, tf.TensorSpec([], tf.int32, name="beam_size")])
     def beam(self, text, beam_size):
-        return self._beam(text, beam_size)
+        # A server cannot raise a Python error to its client: sizes out of range are clamped.
+        return self._beam(text, tf.clip_by_value(beam_size, 1, config_lib.MAX_BEAM_SIZE))
 
     @tf.function(input_signature=[TEXT, tf.TensorSpec([], tf.float32, name="temperature"),
                                   tf.TensorSpec([], tf.int32, name="top_k"),
@@ -234,24 +238,59 @@ class Translator(tf.Module):
         `max_length` steps (see `fixed_shape_greedy_search`)."""
         from keras_s2s.fast.fused_greedy import fixed_shape_greedy_search
 
+        state, start_tokens, row_inputs = self._fixed_shape_start(source_ids)
+        return fixed_shape_greedy_search(self._decoder_step, state, start_tokens, END_ID,
+                                         self.max_length, row_inputs)
+
+    def _fixed_shape_start(self, source_ids):
+        """What an XLA-compiled search starts from: the decoder's state with the fixed
+        key/value buffer (an XLA program keeps every shape for the whole loop), the [START]
+        tokens and the memory every step reads."""
         # Keras' masked RNNs, not the packed encoder: packing changes shapes at every step.
         memory = encode_source(self.encoder, self.decoder, source_ids)  # (batch, s, units) ...
-        # The fixed buffer: an XLA program keeps every shape for the whole loop.
         state = self.decoder.search_state(memory, self.max_length, FixedCache)
-        start_tokens = tf.fill([tf.shape(source_ids)[0]], START_ID)
-        return fixed_shape_greedy_search(self._decoder_step, state, start_tokens, END_ID,
-                                         self.max_length, memory.for_steps())
+        return state, tf.fill([tf.shape(source_ids)[0]], START_ID), memory.for_steps()
 
-    def _beam(self, text, beam_size):
-        # A server cannot raise a Python error to its client: sizes out of range are clamped.
-        beam_size = tf.clip_by_value(beam_size, 1, config_lib.MAX_BEAM_SIZE)
+    def _fused_or_graph_beam(self, text, beam_size):
+        """Beam search with `jit_compile`: the XLA program for small batches searched with
+        the model's own beam size (the default signature's); the graph loop otherwise."""
+        batch = tf.shape(text)[0]
+        fused = tf.logical_and(tf.logical_and(batch >= 1, batch <= FUSED_MAX_ROWS),
+                               tf.equal(beam_size, self.default_beam_size))
+        return tf.cond(fused, lambda: self._fused_beam(text),
+                       lambda: self._graph_beam(text, beam_size))
 
+    def _fused_beam(self, text):
+        from keras_s2s.fast.fused_beam import first_steps
+        from keras_s2s.fast.fused_greedy import bucketed_source_ids
+
+        source_ids, source_tokens = self._source_ids(text)
+        steps, result = self._fused_beam_decode(bucketed_source_ids(source_ids))
+        result = first_steps(result, steps, tf.shape(source_ids)[0], tf.shape(source_ids)[1])
+        return self._beam_outputs(source_tokens, result, self.default_beam_size)
+
+    @tf.function(jit_compile=True)
+    def _fused_beam_decode(self, source_ids):
+        """Encoder and beam search (the model's beam size) as one XLA program: steps and a
+        `BeamResult` of `max_length` steps (see `fixed_shape_beam_search`)."""
+        from keras_s2s.fast.fused_beam import fixed_shape_beam_search
+
+        state, start_tokens, row_inputs = self._fixed_shape_start(source_ids)
+        return fixed_shape_beam_search(self._decoder_step, state, start_tokens, END_ID,
+                                       self.max_length, self.default_beam_size,
+                                       self.length_penalty, row_inputs)
+
+    def _graph_beam(self, text, beam_size):
         def search(source, rows):
             return beam_search(self._decoder_step, source.state, _start_tokens(rows), END_ID,
                                self.max_length, beam_size, self.length_penalty,
                                row_inputs=source.memory)
 
-        source_tokens, result = self._search(text, search)
+        return self._beam_outputs(*self._search(text, search), beam_size)
+
+    def _beam_outputs(self, source_tokens, result, beam_size):
+        """The output dict of a beam search's `BeamResult`: the best hypothesis, and the
+        n-best texts and scores."""
         best = [field[:, 0] for field in (result.tokens, result.lengths, result.scores)]
         outputs = self._outputs(source_tokens, SearchResult(*best, result.step_outputs[:, 0]))
         batch, width = tf.shape(result.tokens)[0], tf.shape(result.tokens)[2]

@@ -156,21 +156,28 @@ def test_a_constant_beam_size_traces_too():
     assert run(tf.constant([0, 2])).shape == (2, 3)
 
 
-@pytest.mark.parametrize("beam_size", [1, 3, 5])
-def test_sentences_that_are_done_leave_without_changing_any_result(beam_size):
-    # Each sentence has its own transition table (its "source"), so sentences finish at
-    # different steps; the row-inputs path drops finished sentences, the closure path cannot.
+def sentence_tables():
+    """Four sentences, each with its own transition table (its "source"), so that they
+    finish at different steps: (4, 6, 6) float32 logits, and their start tokens (4,)."""
     rng = np.random.default_rng(11)
     tables = rng.normal(size=(4, 6, 6)).astype("float32") * 2.0
     tables[:, :, PAD] = -1e9
     tables[0, :, END] += 6.0  # sentence 0 ends at once, sentence 3 tends to run long
     tables[3, :, END] -= 3.0
-    starts = tf.constant([2, 3, 4, 5])
+    return tables, tf.constant([2, 3, 4, 5])
 
-    def with_row_inputs(tokens, state, row_inputs):  # row_inputs: (rows, vocab, vocab) tables
-        return (tf.gather(row_inputs, tokens, batch_dims=1), state + 1,
-                tf.one_hot(tokens, 6) * tf.cast(state, tf.float32)[:, tf.newaxis])
 
+def with_row_inputs(tokens, state, row_inputs):
+    """A step reading each row's table from row_inputs (rows, vocab, vocab); the state counts
+    steps and the step output records it."""
+    return (tf.gather(row_inputs, tokens, batch_dims=1), state + 1,
+            tf.one_hot(tokens, row_inputs.shape[-1]) * tf.cast(state, tf.float32)[:, tf.newaxis])
+
+
+@pytest.mark.parametrize("beam_size", [1, 3, 5])
+def test_sentences_that_are_done_leave_without_changing_any_result(beam_size):
+    # The row-inputs path drops finished sentences, the closure path cannot.
+    tables, starts = sentence_tables()
     tiled = tf.repeat(tf.constant(tables), beam_size, axis=0)
 
     def closed_over(tokens, state):

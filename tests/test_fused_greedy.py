@@ -80,14 +80,18 @@ def jit_export(dates_model, tmp_path_factory):
 
 
 @pytest.mark.slow  # over 15 s on 2 cores: CI runs it with the long tests
-def test_jit_compiled_export_handles_bad_input_and_reloads(jit_export, dates_export):
+def test_jit_compiled_export_handles_bad_input_and_reloads(dates_model, jit_export, dates_export):
     fused, graph = translator_lib.load(jit_export), translator_lib.load(dates_export)
+    model_beam_size = tf.constant(dates_model[0].model_config.beam_size)
     invalid_utf8 = [b"March \xff\xfe 3, 2021", b"\xc3"]
     for texts in (SENTENCES, SENTENCES[:1], [""], ["x " * 2000], invalid_utf8, []):
         batch = tf.constant(texts, tf.string)
-        fused_out, graph_out = fused.greedy(batch), graph.greedy(batch)
-        assert fused_out["text"].numpy().tolist() == graph_out["text"].numpy().tolist()
-        assert fused_out["attention"].shape == graph_out["attention"].shape
+        for search in ("greedy", "beam"):  # beam at the model's size: the XLA program too
+            arguments = (batch,) if search == "greedy" else (batch, model_beam_size)
+            fused_out = getattr(fused, search)(*arguments)
+            graph_out = getattr(graph, search)(*arguments)
+            assert fused_out["text"].numpy().tolist() == graph_out["text"].numpy().tolist()
+            assert fused_out["attention"].shape == graph_out["attention"].shape
     # The default signature of a greedy model goes through the same path.
     serving = fused.signatures["serving_default"](text=tf.constant(SENTENCES[:2]))
     expected = graph.greedy(tf.constant(SENTENCES[:2]))["text"]

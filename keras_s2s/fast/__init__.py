@@ -16,6 +16,11 @@ fused_greedy.py   Fixed-shape greedy search that XLA compiles with the encoder i
                   sets the time. Safe: the same step and the same argmax; finished rows stay in
                   the batch but write padding and add nothing to the score. Tests:
                   tests/test_fused_greedy.py (`test_jit_compiled_translator_translates_like_the_graph_loop`).
+fused_beam.py     The same for beam search with the model's own beam size (the default
+                  signature's), under the same option. Safe: the graph loop's step functions
+                  (`extend_beams`, `follow_parents`, `ranked`) in the same order; finished
+                  sentences stay in the batch, their hypotheses frozen as in the graph loop.
+                  Tests: tests/test_fused_beam.py.
 shards.py         A batch dealt into shards, each encoded and searched by its own graph loop,
                   which TensorFlow runs at the same time (`Translator(shards=N)`,
                   `keras-s2s export --shards N`). Buys: one request can keep several cores
