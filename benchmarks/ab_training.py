@@ -8,6 +8,9 @@ alternates); each figure is the median over the rounds.
     --compare loss        A: the textbook loss (softmax cross-entropy kernel, a second
                           log-sum-exp for label smoothing, argmax for accuracy); B: the
                           package's one-pass `losses.token_sums`. One model and optimizer.
+    --compare gradient    A: the one-pass loss differentiated automatically; B: the
+                          package's `losses.token_sums`, the same forward pass with its
+                          gradient written out. One model and optimizer.
     --compare precision   A: float32; B: the same initial weights under Keras'
                           "mixed_bfloat16" policy (bfloat16 compute, float32 weights). Each
                           trains its own copy on the same batches, so the losses of the two
@@ -30,6 +33,7 @@ import tensorflow as tf  # noqa: E402
 from keras_s2s import losses  # noqa: E402
 from keras_s2s import model as model_module  # noqa: E402
 from keras_s2s.model import Seq2Seq  # noqa: E402
+from keras_s2s.text import not_padding  # noqa: E402
 from keras_s2s.training import make_optimizer  # noqa: E402
 from training_trace import (add_data_arguments, model_and_batches, save_report,  # noqa: E402
                             training_step)
@@ -39,6 +43,14 @@ def textbook_token_sums(labels, logits, label_smoothing=0.0):
     """The training step's sums as `masked_cross_entropy` and `masked_correct` compute them."""
     loss_sum, token_count = losses.masked_cross_entropy(labels, logits, label_smoothing)
     return loss_sum, token_count, losses.masked_correct(labels, logits)
+
+
+def autodiff_token_sums(labels, logits, label_smoothing=0.0):
+    """`losses.token_sums`' forward pass, its gradient left to automatic differentiation."""
+    mask = tf.cast(not_padding(labels), tf.float32)
+    per_token, correct, _, _ = losses.one_pass_terms(labels, tf.cast(logits, tf.float32), mask,
+                                                     label_smoothing)
+    return tf.reduce_sum(per_token), tf.reduce_sum(mask), tf.reduce_sum(correct)
 
 
 def traced_step(model, train_config, batches, token_sums=None):
@@ -74,7 +86,7 @@ def cpu_flags():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compare", choices=("loss", "precision"), required=True)
+    parser.add_argument("--compare", choices=("loss", "gradient", "precision"), required=True)
     add_data_arguments(parser, steps=40)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
@@ -84,6 +96,9 @@ def main():
     if args.compare == "loss":
         steps = {"A textbook loss": traced_step(model, train_config, batches, textbook_token_sums),
                  "B one-pass token_sums": traced_step(model, train_config, batches)}
+    elif args.compare == "gradient":
+        steps = {"A automatic gradient": traced_step(model, train_config, batches, autodiff_token_sums),
+                 "B written-out gradient": traced_step(model, train_config, batches)}
     else:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         try:

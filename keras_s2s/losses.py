@@ -6,7 +6,7 @@ the same way: per real target token over a whole epoch, whatever the batch shape
 
 import tensorflow as tf
 
-from keras_s2s.text import PAD_ID
+from keras_s2s.text import not_padding
 
 
 def masked_cross_entropy(labels, logits, label_smoothing=0.0):
@@ -21,7 +21,7 @@ def masked_cross_entropy(labels, logits, label_smoothing=0.0):
     Returns:
         (loss_sum, token_count): scalar float32 tensors.
     """
-    mask = tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)  # (batch, t)
+    mask = tf.cast(not_padding(labels), tf.float32)  # (batch, t)
     logits = tf.cast(logits, tf.float32)
     per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)  # (batch, t)
     if label_smoothing:
@@ -34,7 +34,7 @@ def masked_cross_entropy(labels, logits, label_smoothing=0.0):
 
 def masked_correct(labels, logits):
     """Number of non-padding positions whose most likely token is the label (scalar float32)."""
-    mask = tf.not_equal(labels, PAD_ID)
+    mask = not_padding(labels)
     predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)  # (batch, t)
     return tf.reduce_sum(tf.cast((predictions == labels) & mask, tf.float32))
 
@@ -50,21 +50,55 @@ def token_sums(labels, logits, label_smoothing=0.0):
 
     and the largest logit that lse computes anyway says whether the label is the most likely
     token (a tie with another token counts as correct, where argmax would pick the lower id).
-    The textbook pair runs a softmax cross-entropy kernel, a second log-sum-exp and an argmax
-    over the (tokens, vocab) logits; the values agree to float rounding (tests/test_losses.py),
-    and `benchmarks/ab_training.py` measures what it saves.
+    Its gradient is written out, as the softmax cross-entropy kernel does it:
+
+        ∂/∂z_v = softmax(z)_v - (1 - ε) [v = y] - ε / vocab
+
+    from the exponentials the forward pass kept; automatic differentiation of the lines
+    above would take several more passes over the (tokens, vocab) logits, one of them a
+    scatter for the label's gather. The textbook pair runs a softmax cross-entropy kernel, a
+    second log-sum-exp and an argmax; values and gradients agree to float rounding
+    (tests/test_losses.py), and `benchmarks/ab_training.py` measures what each form saves.
 
     Args, shapes: as `masked_cross_entropy`.
     """
-    mask = tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)  # (...)
-    logits = tf.cast(logits, tf.float32)  # (..., vocab)
+    mask = tf.cast(not_padding(labels), tf.float32)  # (...)
+    loss_sum, correct = _loss_sum_and_correct(labels, tf.cast(logits, tf.float32), mask,
+                                              label_smoothing)
+    return loss_sum, tf.reduce_sum(mask), correct
+
+
+def one_pass_terms(labels, logits, mask, label_smoothing):
+    """The forward pass of `token_sums` for float32 logits (..., vocab): the smoothed loss
+    (...) and correct (...) of each position (zero where `mask` is), and what the gradient
+    reuses, exp(z - max z) (..., vocab) and its sum (...)."""
     largest = tf.reduce_max(logits, axis=-1)  # (...)
-    # The max is a constant shift for the gradient, as in tf.reduce_logsumexp.
-    shifted = logits - tf.stop_gradient(largest)[..., tf.newaxis]
-    log_sum_exp = tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1)) + tf.stop_gradient(largest)
+    exp_shifted = tf.exp(logits - tf.stop_gradient(largest)[..., tf.newaxis])  # (..., vocab)
+    sum_exp = tf.reduce_sum(exp_shifted, axis=-1)  # (...)
     label_logits = tf.gather(logits, labels, batch_dims=labels.shape.rank)  # (...)
-    per_token = log_sum_exp - (1.0 - label_smoothing) * label_logits
+    per_token = tf.math.log(sum_exp) + tf.stop_gradient(largest) - (1.0 - label_smoothing) * label_logits
     if label_smoothing:
         per_token -= label_smoothing * tf.reduce_mean(logits, axis=-1)
     correct = tf.cast(tf.equal(label_logits, largest), tf.float32) * mask
-    return tf.reduce_sum(per_token * mask), tf.reduce_sum(mask), tf.reduce_sum(correct)
+    return per_token * mask, correct, exp_shifted, sum_exp
+
+
+def _loss_sum_and_correct(labels, logits, mask, label_smoothing):
+    """`token_sums`' loss sum and correct count, with the written-out gradient."""
+    @tf.custom_gradient
+    def sums(logits):  # (..., vocab) float32
+        per_token, correct, exp_shifted, sum_exp = one_pass_terms(labels, logits, mask, label_smoothing)
+
+        def gradient(loss_sum_gradient, unused_correct_gradient):
+            weights = loss_sum_gradient * mask  # (...): padding gets none
+            vocab = tf.shape(logits)[-1]
+            spread = exp_shifted / sum_exp[..., tf.newaxis] - label_smoothing / tf.cast(vocab, tf.float32)
+            rows = tf.reshape(spread * weights[..., tf.newaxis], [-1, vocab])  # (n, vocab)
+            # The label's own term, -(1 - ε) at one place a row.
+            places = tf.stack([tf.range(tf.shape(rows)[0]), tf.reshape(labels, [-1])], axis=1)
+            rows = tf.tensor_scatter_nd_sub(rows, places, (1.0 - label_smoothing) * tf.reshape(weights, [-1]))
+            return tf.reshape(rows, tf.shape(logits))
+
+        return (tf.reduce_sum(per_token), tf.reduce_sum(correct)), gradient
+
+    return sums(logits)

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from keras_s2s.metrics import corpus_bleu, corpus_chrf
+from keras_s2s.training import load_trained_model
+
 from .helpers import ENV
 
 pytestmark = pytest.mark.subprocess  # each benchmark script runs in its own process
@@ -101,7 +104,32 @@ def test_op_choices_times_both_forms_of_every_pair(tmp_path):
         assert 0 < figures["min_us"] <= figures["median_us"] <= figures["max_us"]
 
 
-@pytest.mark.slow  # two trainings of the dates model: 30 s
+def test_decoding_choices_scores_each_average_beam_and_penalty(tiny_runs, tmp_path):
+    pairs = tiny_runs["pairs"][:12]
+    sources, references = [source for source, _ in pairs], [target for _, target in pairs]
+    source_path, reference_path = tmp_path / "source.txt", tmp_path / "reference.txt"
+    source_path.write_text("".join(f"{line}\n" for line in sources), encoding="utf-8")
+    reference_path.write_text("".join(f"{line}\n" for line in references), encoding="utf-8")
+    report_path = tmp_path / "choices.json"
+    run_benchmark("decoding_choices.py", "--checkpoint-dir", tiny_runs[2], "--source", source_path,
+                  "--reference", reference_path, "--average-last", "1,2", "--beam-sizes", "1,2",
+                  "--length-penalties", "0.6,1.0", "--output", report_path)
+    rows = json.loads(report_path.read_text())["rows"]
+    assert [(row["average_last"], row["length_penalty"], row["beam_size"]) for row in rows] == [
+        (average, alpha, beam) for average in (1, 2) for alpha in (0.6, 1.0) for beam in (1, 2)]
+    # Each greedy row scores what the run's model translates (the newest checkpoint, or
+    # the mean of two); the length penalty only ranks beams, so it cannot change greedy.
+    for average_last in (1, 2):
+        model = load_trained_model(str(tiny_runs[2]), average_last)
+        hypotheses = model.translate(sources)
+        expected = (round(corpus_bleu(hypotheses, references), 2),
+                    round(corpus_chrf(hypotheses, references), 2))
+        greedy = [(row["bleu"], row["chrf"]) for row in rows
+                  if row["average_last"] == average_last and row["beam_size"] == 1]
+        assert greedy == [expected, expected] and expected[1] > 0
+
+
+@pytest.mark.slow  # three trainings of the dates model: 45 s
 def test_training_trace_and_ab_training_report_what_they_measured(tmp_path):
     trace_path, ab_path = tmp_path / "trace.json", tmp_path / "ab.json"
     run_benchmark("training_trace.py", "--preset", "dates", "--steps", 6, "--output", trace_path)
@@ -112,14 +140,15 @@ def test_training_trace_and_ab_training_report_what_they_measured(tmp_path):
     matmul_share = sum(row["share"] for op_type, row in by_type.items() if "MatMul" in op_type)
     assert trace["matmul_share_of_op_time"] == pytest.approx(matmul_share, abs=0.01)
     assert 0 < trace["matmul_share_of_op_time"] < 1 and trace["steps"] == 6
-    run_benchmark("ab_training.py", "--compare", "loss", "--preset", "dates", "--steps", 4,
-                  "--rounds", 2, "--output", ab_path)
-    report = json.loads(ab_path.read_text())
-    (ms_a, ms_b) = report["median_step_ms"].values()
-    assert report["b_over_a_time"] == pytest.approx(ms_b / ms_a, rel=0.01)
-    # Both steps train one model in turns: every round's loss is finite and the last is lower.
-    for losses in report["mean_loss_each_round"].values():
-        assert len(losses) == 2 and losses[-1] < losses[0]
+    for compare in ("loss", "gradient"):
+        run_benchmark("ab_training.py", "--compare", compare, "--preset", "dates", "--steps", 4,
+                      "--rounds", 2, "--output", ab_path)
+        report = json.loads(ab_path.read_text())
+        (ms_a, ms_b) = report["median_step_ms"].values()
+        assert report["b_over_a_time"] == pytest.approx(ms_b / ms_a, rel=0.01)
+        # Both steps train one model in turns: every round's loss is finite and the last is lower.
+        for losses in report["mean_loss_each_round"].values():
+            assert len(losses) == 2 and losses[-1] < losses[0]
 
 
 @pytest.mark.slow
