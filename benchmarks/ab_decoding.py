@@ -62,6 +62,12 @@ def in_turns(decoders, batches, rounds, warmup_batches=None):
             for name in decoders}
 
 
+def identical_outputs(decoders, batches):
+    """How many sentences of the batches the two decoders translate alike."""
+    before, after = decoders.values()
+    return sum(int((before(batch) == after(batch)).sum()) for batch in batches)
+
+
 def _cpu_seconds():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -94,6 +100,8 @@ def main():
         # Batch 1 times 300 single sentences; larger batches go through all of them.
         chosen = sentences[:300] if size == 1 else sentences
         batches = [tf.constant(chosen[i:i + size]) for i in range(0, len(chosen), size)]
+        print(f"{label} batch {size}: {identical_outputs(decoders, batches)} of {len(chosen)} "
+              "translations identical")
         medians = in_turns(decoders, batches, args.rounds)
         unit = "median ms" if size == 1 else "sentences/s"
         (before, before_cores), (after, after_cores) = (medians[name] for name in decoders)
