@@ -73,7 +73,7 @@ class RunOptions:
     seed: int = 0  # of a new run (a resumed one keeps its own)
     source_column: int = 0  # the TSV column of the source side
     target_column: int = 1  # the TSV column of the target side
-    average_last: int = 0  # score (and export) the mean weights of the last N checkpoints
+    average_last: int = 0  # score (and export) the mean weights of the last N checkpoints (kept)
     export_path: Optional[str] = None  # also export a SavedModel here at the end
     log_dir: Optional[str] = None  # TensorBoard logs of each epoch's scalars
     source_vectors: Optional[str] = None  # word vectors that start a new source embedding
@@ -182,6 +182,9 @@ def _configs(options, resuming):
                                                ("batch_size", options.batch_size),
                                                ("precision", options.precision))
                  if value is not None}
+    # Averaging the last N checkpoints needs N of them kept.
+    if options.average_last > train_config.keep_checkpoints:
+        overrides["keep_checkpoints"] = options.average_last
     train_config = dataclasses.replace(train_config, **overrides)
     if not resuming:
         model_config = dataclasses.replace(model_config, **vectors)

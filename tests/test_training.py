@@ -168,3 +168,16 @@ def test_custom_loop_writes_the_scalars_fit_writes_for_tensorboard(tmp_path):
         expected = [TrainConfig().learning_rate] * 2 if key == "learning_rate" else [
             epoch[key] for epoch in history]
         assert [value for _, value in points] == pytest.approx(expected, rel=1e-6)
+
+
+def test_averaging_more_checkpoints_than_the_preset_keeps_keeps_them(tmp_path):
+    from keras_s2s.runs import RunOptions, train_run
+
+    options = RunOptions(checkpoint_dir=str(tmp_path / "run"), task="dates", train_size=64,
+                         test_size=8, epochs=4, average_last=4)  # the dates preset keeps 3
+    _, _, results = train_run(options, verbose=0)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["keep_checkpoints"] == 4
+    assert sorted(path.name for path in (tmp_path / "run").glob("ckpt-*.index")) == [
+        f"ckpt-{epoch}.index" for epoch in (1, 2, 3, 4)]
+    assert results["averaged_checkpoints"] == [f"ckpt-{epoch}" for epoch in (1, 2, 3, 4)]
