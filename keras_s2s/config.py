@@ -12,7 +12,11 @@ TOKENIZERS = ("word", "char", "sentencepiece")
 CELLS = ("gru", "lstm")
 ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat")
 ARCHITECTURES = ("rnn", "transformer")
-POSITIONAL_KINDS = ("sinusoidal", "learned")
+POSITIONAL_KINDS = ("sinusoidal", "learned", "stored")
+# The feed-forward nonlinearities: "gelu" is the exact (erf) form, "gelu-sigmoid" the
+# approximation x·σ(1.702x) that Marian computes and calls gelu.
+FEED_FORWARD_ACTIVATIONS = ("relu", "gelu", "gelu-sigmoid", "swish")
+DECODER_STARTS = ("token", "zeros")
 LEARNING_RATE_DECAYS = ("none", "cosine", "inverse-sqrt")
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")  # keras_s2s.precision
 # The widest beam search accepted. Beyond a few dozen hypotheses translations stop changing,
@@ -65,7 +69,10 @@ class ModelConfig:
     num_heads: int = 4  # transformer: attention heads per layer; units must be divisible by it
     ff_units: int = 1024  # transformer: inner width of each position-wise feed-forward network
     norm_first: bool = True  # transformer: layer norm before each block (pre-norm) or after it (post-norm)
-    positional: str = "sinusoidal"  # transformer: "sinusoidal" position table (fixed) or "learned"
+    positional: str = "sinusoidal"  # transformer: "sinusoidal", "learned" or "stored" (fixed, imported)
+    ff_activation: str = "relu"  # transformer: the feed-forward nonlinearity (FEED_FORWARD_ACTIVATIONS)
+    output_bias: bool = False  # transformer: a bias added to the logits (Marian's output layer has one)
+    decoder_start: str = "token"  # transformer: first decoder input: [START]'s embedding, or "zeros" (Marian)
     attention_dropout: float = 0.0  # transformer: dropout on the attention weights
     share_embeddings: bool = False  # transformer: one vocabulary, one matrix for source, target, output
     source_vectors: Optional[str] = None  # word2vec/fastText file that starts a new source embedding
@@ -94,6 +101,8 @@ class ModelConfig:
             raise ValueError(f"length_penalty must be >= 0; got {self.length_penalty}.")
         _check_choice("architecture", self.architecture, ARCHITECTURES)
         _check_choice("positional", self.positional, POSITIONAL_KINDS)
+        _check_choice("ff_activation", self.ff_activation, FEED_FORWARD_ACTIVATIONS)
+        _check_choice("decoder_start", self.decoder_start, DECODER_STARTS)
         for name in ("num_heads", "ff_units"):
             _check_positive(name, getattr(self, name))
         if not 0.0 <= self.attention_dropout < 1.0:
@@ -139,6 +148,7 @@ class TrainConfig:
     learning_rate_decay: str = "none"  # "none", "cosine" (down to 10 % at the end) or "inverse-sqrt"
     warmup_steps: int = 0  # steps of linear warm-up from 0 to learning_rate (cosine, inverse-sqrt)
     keep_checkpoints: int = 3  # newest checkpoints kept (average_checkpoints reads them)
+    freeze_encoder: bool = False  # train the decoder only (the encoder layers, not a shared embedding)
     # "float32"; "mixed_bfloat16": bfloat16 compute, float32 weights; "auto": mixed_bfloat16
     # where the CPU has bfloat16 instructions (AVX512-BF16, AMX), else float32 (`precision.py`)
     precision: str = "float32"
@@ -257,6 +267,13 @@ PRESETS = {
                     learning_rate_decay="cosine", keep_checkpoints=5),
     ),
 }
+
+
+# Continuing a pretrained translator (`keras_s2s.pretrained`) on a user's pairs: a learning
+# rate a few times below a from-scratch run's peak, so that a few thousand pairs adapt the
+# model without erasing what it learned from millions.
+FINE_TUNING = TrainConfig(epochs=3, batch_size=32, learning_rate=5e-5, label_smoothing=0.1,
+                          learning_rate_decay="cosine", warmup_steps=100)
 
 
 def preset(name):

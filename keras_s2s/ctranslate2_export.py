@@ -8,14 +8,16 @@ The mapping from this package's layers:
 
     keras_s2s                               TransformerSpec
     Embedding E (vocab, units) × √units     embeddings.weight; scale_embeddings=True
-    sinusoidal or learned table PE          position_encodings.encodings (written out)
+    the position table PE (any kind)        position_encodings.encodings (written out)
+    decoder_start="zeros"                   decoder.start_from_zero_embedding
     self-attention W_q, W_k, W_v            self_attention.linear[0] = [W_q | W_k | W_v]ᵀ
     cross-attention W_q; W_k, W_v           attention.linear[0] = W_qᵀ, linear[1] = [W_k | W_v]ᵀ
     W_o                                     the attention's last linear
     feed-forward W_1, W_2                   ffn.linear_0, ffn.linear_1
     LayerNormalization (γ, β, ε)            layer_norm gamma, beta; config.layer_norm_epsilon
     final_norm (pre-norm stacks only)       encoder.layer_norm, decoder.layer_norm
-    W_s, or E when tied                     decoder.projection
+    feed-forward nonlinearity               from_config(activation=...)
+    W_s, or E (and the logits' bias) tied   decoder.projection
 
 A Keras Dense kernel is (in, out) and a CTranslate2 linear weight (out, in), so every
 kernel is transposed. CTranslate2 splits a fused projection's output into equal parts and
@@ -38,10 +40,13 @@ import numpy as np
 
 from keras_s2s import config as config_lib
 from keras_s2s.positional_encoding import sinusoidal_table
-from keras_s2s.text import END, PAD_ID, START, UNK
+from keras_s2s.text import END, START, UNK
 
 EXTRA = "ctranslate2"
 MIN_SINUSOIDAL_POSITIONS = 1024  # CTranslate2's default max_input_length
+# ModelConfig.ff_activation -> the name of CTranslate2's `specs.Activation` member.
+CTRANSLATE2_ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "gelu-sigmoid": "GELUSigmoid",
+                           "swish": "SWISH"}
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
                  "float16", "bfloat16")
 
@@ -62,9 +67,6 @@ def check_convertible(model):
     if model_config.architecture != "transformer":
         raise ValueError(f"architecture={model_config.architecture!r} cannot be converted: "
                          "CTranslate2's TransformerSpec holds architecture='transformer' only.")
-    if model_config.positional not in ("sinusoidal", "learned"):
-        raise ValueError(f"positional={model_config.positional!r} has no CTranslate2 form; "
-                         "'sinusoidal' and 'learned' tables convert.")
     stacks = (model.encoder, model.decoder)
     norms = [norm for stack in stacks for norm in _layer_norms(stack)]
     epsilons = {float(norm.epsilon) for norm in norms}
@@ -72,12 +74,9 @@ def check_convertible(model):
         raise ValueError(f"layer norm epsilon must be one value for CTranslate2; got {sorted(epsilons)}.")
     if not all(norm.center and norm.scale for norm in norms):
         raise ValueError("layer norms without center or scale have no CTranslate2 form.")
-    for stack in stacks:
-        for layer in stack.layers_in_order:
-            activation = getattr(layer.feed_forward.inner.activation, "__name__", "")
-            if activation != "relu":
-                raise ValueError(f"feed-forward activation={activation!r} is not converted; "
-                                 "'relu' is.")
+    if model_config.ff_activation not in CTRANSLATE2_ACTIVATIONS:
+        raise ValueError(f"ff_activation={model_config.ff_activation!r} has no CTranslate2 form; "
+                         f"{sorted(CTRANSLATE2_ACTIVATIONS)} convert.")
 
 
 def _layer_norms(stack):
@@ -109,7 +108,7 @@ def _set_attention(spec, attention, is_self_attention):
 
 
 def _position_table(embedding):
-    if embedding.positional == "learned":
+    if embedding.positional in ("learned", "stored"):
         return embedding.position_table.numpy()  # (max_length, units)
     return sinusoidal_table(max(embedding.max_length, MIN_SINUSOIDAL_POSITIONS), embedding.units)
 
@@ -131,8 +130,11 @@ def _set_stack(spec, stack, is_decoder):
         _set_linear(layer_spec.ffn.linear_1, layer.feed_forward.outer)  # (units, ff_units)
         _set_norm(layer_spec.ffn.layer_norm, layer.feed_forward_norm)
     if is_decoder:
-        if stack.output_projection is None:  # tied: logits = y Eᵀ
+        spec.start_from_zero_embedding = stack.zero_start
+        if stack.output_projection is None:  # tied: logits = y Eᵀ (+ b)
             spec.projection.weight = embeddings  # (vocab, units)
+            if stack.logits_bias is not None:
+                spec.projection.bias = stack.logits_bias.numpy()  # (vocab,)
         else:
             _set_linear(spec.projection, stack.output_projection)  # (vocab, units)
 
@@ -144,7 +146,8 @@ def transformer_spec(model):
     model_config = model.model_config
     spec = ctranslate2.specs.TransformerSpec.from_config(
         model_config.num_layers, model_config.num_heads, pre_norm=model_config.norm_first,
-        activation=ctranslate2.specs.Activation.RELU)
+        activation=getattr(ctranslate2.specs.Activation,
+                           CTRANSLATE2_ACTIVATIONS[model_config.ff_activation]))
     _set_stack(spec.encoder, model.encoder, is_decoder=False)
     _set_stack(spec.decoder, model.decoder, is_decoder=True)
     spec.config.unk_token, spec.config.bos_token, spec.config.eos_token = UNK, START, END
@@ -203,11 +206,12 @@ def convert_saved_model(saved_model, output_dir, quantization=None):
     return convert_model(load_model_from_saved_model(saved_model), output_dir, quantization)
 
 
-def log_probabilities(model, source_pieces, target_pieces):
-    """Our model's teacher-forced log-probability of each target, [END] included: (batch,).
+def token_log_probabilities(model, source_pieces, target_pieces):
+    """Our model's teacher-forced log-probability of each target token, [END] included: one
+    array of len(target) + 1 per sentence.
 
-    What `ctranslate2.Translator.score_batch` gives for the same pieces, so the two engines'
-    scores of one output can be set side by side.
+    What `ctranslate2.Translator.score_batch` gives (its `log_probs`) for the same pieces, so
+    the two engines' scores of one output can be set side by side.
 
     Args:
         model: a `Seq2Seq`.
@@ -221,5 +225,11 @@ def log_probabilities(model, source_pieces, target_pieces):
                                                    add_start=True).to_tensor()  # (batch, t + 1)
     logits, _ = model.forward(source_ids, target_ids[:, :-1])  # (batch, t, vocab)
     labels = target_ids[:, 1:]  # (batch, t)
-    chosen = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2)  # (batch, t)
-    return tf.reduce_sum(tf.where(labels == PAD_ID, 0.0, chosen), axis=1).numpy()
+    chosen = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2).numpy()  # (batch, t)
+    return [row[:len(target) + 1] for row, target in zip(chosen, target_pieces)]
+
+
+def log_probabilities(model, source_pieces, target_pieces):
+    """The sum of `token_log_probabilities` per sentence: (batch,)."""
+    return np.array([scores.sum() for scores in
+                     token_log_probabilities(model, source_pieces, target_pieces)])

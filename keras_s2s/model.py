@@ -52,20 +52,28 @@ def _make_transformer(model_config, source_vocabulary, target_vocabulary):
                   num_heads=model_config.num_heads, ff_units=model_config.ff_units,
                   max_length=max_length, dropout=model_config.dropout,
                   attention_dropout=model_config.attention_dropout,
-                  norm_first=model_config.norm_first, positional=model_config.positional)
+                  norm_first=model_config.norm_first, positional=model_config.positional,
+                  ff_activation=model_config.ff_activation)
+    zero_start = model_config.decoder_start == "zeros"
     embedding = None
     if model_config.share_embeddings:
-        if source_vocabulary != target_vocabulary:
+        # One row per token for both sides; each side may still cut text into pieces with
+        # its own SentencePiece model (as OPUS-MT's source.spm and target.spm do).
+        if source_vocabulary.tokens != target_vocabulary.tokens:
             raise ValueError(
                 "share_embeddings=True needs the same source and target vocabulary; got "
                 f"{len(source_vocabulary)} source and {len(target_vocabulary)} target entries "
                 "that differ. Build the model with Seq2Seq.from_pairs, which learns one.")
+        # Sources never hold [START], so the encoder reads the shared table as before.
         embedding = PositionalEmbedding(len(source_vocabulary), model_config.units, max_length,
-                                        model_config.positional, name="shared_embedding")
+                                        model_config.positional, zero_start,
+                                        name="shared_embedding")
     encoder = TransformerEncoder(len(source_vocabulary), embedding=embedding, name="encoder",
                                  **shared)
     decoder = TransformerDecoder(len(target_vocabulary), embedding=embedding, name="decoder",
-                                 tie_embeddings=model_config.share_embeddings, **shared)
+                                 tie_embeddings=model_config.share_embeddings,
+                                 output_bias=model_config.output_bias, zero_start=zero_start,
+                                 **shared)
     return encoder, decoder
 
 

@@ -48,7 +48,8 @@ def _stack_config(layer):
     return {"units": layer.units, "num_layers": layer.num_layers, "num_heads": layer.num_heads,
             "ff_units": layer.ff_units, "max_length": layer.max_length,
             "dropout": layer.dropout_rate, "attention_dropout": layer.attention_dropout,
-            "norm_first": layer.norm_first, "positional": layer.positional}
+            "norm_first": layer.norm_first, "positional": layer.positional,
+            "ff_activation": layer.ff_activation, "zero_start": layer.zero_start}
 
 
 class _TransformerStack(keras.layers.Layer):
@@ -58,22 +59,24 @@ class _TransformerStack(keras.layers.Layer):
 
     def __init__(self, vocab_size, units, num_layers=2, num_heads=4, ff_units=1024,
                  max_length=128, dropout=0.1, attention_dropout=0.0, norm_first=True,
-                 positional="sinusoidal", embedding=None, **kwargs):
+                 positional="sinusoidal", ff_activation="relu", zero_start=False, embedding=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.units, self.num_layers = vocab_size, units, num_layers
         self.num_heads, self.ff_units, self.max_length = num_heads, ff_units, max_length
         self.dropout_rate, self.attention_dropout = dropout, attention_dropout
         self.norm_first, self.positional = norm_first, positional
+        self.ff_activation, self.zero_start = ff_activation, zero_start
         # A given embedding is shared (one vocabulary for source and target); it is built
         # and saved by whoever made it.
         self.embedding = embedding or PositionalEmbedding(vocab_size, units, max_length,
-                                                          positional, name="embedding")
+                                                          positional, zero_start, name="embedding")
         self.dropout = keras.layers.Dropout(dropout)
         for index in range(num_layers):
             # One attribute per layer, so that checkpoints track each of them.
             setattr(self, f"layer_{index}", self.layer_class(
                 units, num_heads, ff_units, dropout, attention_dropout, norm_first,
-                name=f"layer_{index}"))
+                ff_activation, name=f"layer_{index}"))
         # Pre-norm leaves the last residual sum unnormalised; post-norm ends normalised.
         self.final_norm = (keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
                            if norm_first else None)
@@ -114,7 +117,9 @@ class TransformerEncoder(_TransformerStack):
         dropout: on the embeddings, each block's output and inside the feed-forward networks.
         attention_dropout: on the attention weights.
         norm_first: pre-norm (True) or post-norm (False) residual blocks.
-        positional: "sinusoidal" or "learned" position table.
+        positional: "sinusoidal", "learned" or "stored" position table.
+        ff_activation: the feed-forward networks' nonlinearity ("relu", "gelu", ...).
+        zero_start: [START] embeds as a zero vector (a decoder that starts as Marian's).
         embedding: optional `PositionalEmbedding` shared with the decoder.
 
     Call arguments:
@@ -158,6 +163,8 @@ class TransformerDecoder(_TransformerStack):
         tie_embeddings: compute logits with the embedding matrix (logits = y Eᵀ) instead of
             a separate W_s; with a shared `embedding` the source, target and output
             projection then share one matrix.
+        output_bias: add a bias b to tied logits (logits = y Eᵀ + b), as Marian does; an
+            untied W_s has its own bias either way.
 
     Call arguments:
         target_ids: (batch, t) int, the gold tokens shifted right (starting with [START]).
@@ -183,11 +190,12 @@ class TransformerDecoder(_TransformerStack):
 
     layer_class = TransformerDecoderLayer
 
-    def __init__(self, vocab_size, units, tie_embeddings=False, **kwargs):
+    def __init__(self, vocab_size, units, tie_embeddings=False, output_bias=False, **kwargs):
         super().__init__(vocab_size, units, **kwargs)
-        self.tie_embeddings = tie_embeddings
+        self.tie_embeddings, self.output_bias = tie_embeddings, output_bias
         self.output_projection = (None if tie_embeddings
                                   else keras.layers.Dense(vocab_size, name="W_s"))
+        self.logits_bias = None
 
     def build(self, target_ids_shape, memory_shape=None):
         inputs_shape = (target_ids_shape[0], target_ids_shape[1], self.units)
@@ -196,6 +204,9 @@ class TransformerDecoder(_TransformerStack):
         self._build_stack(inputs_shape, memory_shape[0] if memory_shape else inputs_shape)
         if self.output_projection is not None:
             self.output_projection.build(inputs_shape)
+        elif self.output_bias:
+            self.logits_bias = self.add_weight(name="logits_bias", shape=(self.vocab_size,),
+                                               initializer="zeros")
 
     def search_state(self, memory, max_length, cache=None):
         """The `TransformerState` before [START] in a search of at most `max_length` steps:
@@ -245,7 +256,10 @@ class TransformerDecoder(_TransformerStack):
         if self.output_projection is not None:
             return self.output_projection(outputs)
         embeddings = tf.cast(self.embedding.embeddings, outputs.dtype)  # (vocab, units)
-        return tf.matmul(outputs, embeddings, transpose_b=True)
+        logits = tf.matmul(outputs, embeddings, transpose_b=True)  # (..., vocab)
+        if self.logits_bias is not None:
+            logits += tf.cast(self.logits_bias, logits.dtype)
+        return logits
 
     def step(self, token_ids, state, memory):
         """One decoding step for search, with the key/value cache.
@@ -277,4 +291,5 @@ class TransformerDecoder(_TransformerStack):
         return self._finish(outputs), TransformerState(state.positions + 1, tuple(new_caches)), weights
 
     def get_config(self):
-        return {**super().get_config(), "tie_embeddings": self.tie_embeddings}
+        return {**super().get_config(), "tie_embeddings": self.tie_embeddings,
+                "output_bias": self.output_bias}

@@ -26,16 +26,44 @@ import tensorflow as tf
 from keras_s2s.multi_head_attention import MultiHeadAttention
 
 
+def gelu(x):
+    """GELU, x·Φ(x) with Φ the standard normal CDF (Hendrycks and Gimpel, 2016)."""
+    return keras.activations.gelu(x, approximate=False)
+
+
+def gelu_sigmoid(x):
+    """GELU approximated as x·σ(1.702x), the form Marian computes under the name gelu."""
+    return x * keras.activations.sigmoid(1.702 * x)
+
+
+# The nonlinearity f of each `FeedForward` by its `ModelConfig.ff_activation` name.
+FEED_FORWARD_ACTIVATIONS = {
+    "relu": keras.activations.relu,
+    "gelu": gelu,
+    "gelu-sigmoid": gelu_sigmoid,
+    "swish": keras.activations.silu,  # x·σ(x)
+}
+
+
 @keras.saving.register_keras_serializable(package="keras_s2s")
 class FeedForward(keras.layers.Layer):
-    """The position-wise network W_2 max(0, W_1 x + b_1) + b_2: (..., units) -> (..., units)."""
+    """The position-wise network W_2 f(W_1 x + b_1) + b_2: (..., units) -> (..., units).
 
-    def __init__(self, units, ff_units, dropout=0.0, **kwargs):
+    f is ReLU in the paper (max(0, x)); `activation` names another of
+    `FEED_FORWARD_ACTIVATIONS` (GELU, or swish as OPUS-MT's Marian models use).
+    """
+
+    def __init__(self, units, ff_units, dropout=0.0, activation="relu", **kwargs):
         super().__init__(**kwargs)
+        if activation not in FEED_FORWARD_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(FEED_FORWARD_ACTIVATIONS)}; "
+                             f"got {activation!r}.")
         self.units = units
         self.ff_units = ff_units
         self.dropout_rate = dropout
-        self.inner = keras.layers.Dense(ff_units, activation="relu", name="W_1")
+        self.activation = activation
+        self.inner = keras.layers.Dense(ff_units, activation=FEED_FORWARD_ACTIVATIONS[activation],
+                                        name="W_1")
         self.outer = keras.layers.Dense(units, name="W_2")
         self.dropout = keras.layers.Dropout(dropout)
 
@@ -48,7 +76,7 @@ class FeedForward(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "ff_units": self.ff_units,
-                "dropout": self.dropout_rate}
+                "dropout": self.dropout_rate, "activation": self.activation}
 
 
 class _Residual:
@@ -72,14 +100,15 @@ class _TransformerLayer(keras.layers.Layer):
     """What both layers hold: self-attention and feed-forward blocks, their norms, dropout."""
 
     def __init__(self, units, num_heads, ff_units, dropout=0.0, attention_dropout=0.0,
-                 norm_first=True, **kwargs):
+                 norm_first=True, ff_activation="relu", **kwargs):
         super().__init__(**kwargs)
         self.units, self.num_heads, self.ff_units = units, num_heads, ff_units
         self.dropout_rate, self.attention_dropout = dropout, attention_dropout
-        self.norm_first = norm_first
+        self.norm_first, self.ff_activation = norm_first, ff_activation
         self.self_attention = MultiHeadAttention(num_heads, units, attention_dropout,
                                                  name="self_attention")
-        self.feed_forward = FeedForward(units, ff_units, dropout, name="feed_forward")
+        self.feed_forward = FeedForward(units, ff_units, dropout, ff_activation,
+                                        name="feed_forward")
         self.self_attention_norm = _layer_norm("self_attention_norm")
         self.feed_forward_norm = _layer_norm("feed_forward_norm")
         self.dropout = keras.layers.Dropout(dropout)
@@ -90,7 +119,8 @@ class _TransformerLayer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "num_heads": self.num_heads,
                 "ff_units": self.ff_units, "dropout": self.dropout_rate,
-                "attention_dropout": self.attention_dropout, "norm_first": self.norm_first}
+                "attention_dropout": self.attention_dropout, "norm_first": self.norm_first,
+                "ff_activation": self.ff_activation}
 
 
 @keras.saving.register_keras_serializable(package="keras_s2s")
@@ -104,6 +134,7 @@ class TransformerEncoderLayer(_TransformerLayer):
         dropout: on each block's output and inside the feed-forward network.
         attention_dropout: on the attention weights.
         norm_first: pre-norm (True) or post-norm (False).
+        ff_activation: the feed-forward's nonlinearity (`FEED_FORWARD_ACTIVATIONS`).
 
     Call arguments:
         inputs: (batch, s, units).
@@ -150,9 +181,9 @@ class TransformerDecoderLayer(_TransformerLayer):
     """
 
     def __init__(self, units, num_heads, ff_units, dropout=0.0, attention_dropout=0.0,
-                 norm_first=True, **kwargs):
+                 norm_first=True, ff_activation="relu", **kwargs):
         super().__init__(units, num_heads, ff_units, dropout, attention_dropout, norm_first,
-                         **kwargs)
+                         ff_activation, **kwargs)
         self.cross_attention = MultiHeadAttention(num_heads, units, attention_dropout,
                                                   name="cross_attention")
         self.cross_attention_norm = _layer_norm("cross_attention_norm")
