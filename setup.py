@@ -26,6 +26,11 @@ setup(
         # The TensorFlow 2.21 wheel no longer brings TensorBoard; keras.callbacks.TensorBoard
         # and train(log_dir=...) write logs with it.
         "tensorboard>=2.21,<2.22",
+        # keras-s2s import reads pretrained Marian models: their options and vocabularies are
+        # YAML, and their Hugging Face mirrors hold the weights as safetensors (read with
+        # NumPy, no PyTorch).
+        "pyyaml>=6",
+        "safetensors>=0.4",
     ],
     extras_require={
         # tests/test_notebooks.py executes the tutorials with nbclient in an ipykernel; CI
@@ -38,9 +43,10 @@ setup(
                  "gensim>=4.4,<5",
                  # tests/test_ctranslate2_export.py converts a trained model and runs it.
                  "ctranslate2>=4.8,<5"],
-        # Notebook 10 learns word vectors with gensim.
+        # Notebook 10 learns word vectors with gensim; notebook 11 checks an imported Marian
+        # model against CTranslate2's own converter.
         "notebooks": ["jupyter", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                      "gensim>=4.4,<5"],
+                      "gensim>=4.4,<5", "ctranslate2>=4.8,<5"],
         # Pretrained word vectors (keras_s2s/word_vectors.py reads them, word2vec.py learns
         # them); 4.4 is the first gensim built for NumPy 2, which TensorFlow 2.21 needs.
         "embeddings": ["gensim>=4.4,<5"],

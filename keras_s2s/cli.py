@@ -1,5 +1,5 @@
 """Command line: `keras-s2s demo | train | translate | evaluate | plot | client | export |
-embeddings`.
+import | embeddings`.
 
 It only parses arguments and calls the library; every command is a function there too.
 The library (and with it TensorFlow) is imported inside the commands, so that --help answers
@@ -19,7 +19,7 @@ def main(argv=None):
         prog="keras-s2s", description="Sequence-to-sequence learning with attention.")
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in (_add_demo, _add_train, _add_embeddings, _add_translate, _add_evaluate,
-                        _add_plot, _add_client, _add_export):
+                        _add_plot, _add_client, _add_export, _add_import):
         add_command(commands)
     verbose_help = "show TensorFlow's C++ start-up and log lines (hidden by default)"
     parser.add_argument("--verbose", action="store_true", help=verbose_help)
@@ -130,6 +130,8 @@ def _add_train(commands):
                        "(for --pairs; a preset brings its own)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
+    train.add_argument("--learning-rate", type=float,
+                       help="override the preset's (the peak, when it has a schedule)")
     train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "auto"),
                        help="override the preset's: bfloat16 compute with float32 weights "
                        "(mixed_bfloat16), or that only where the CPU has bfloat16 instructions "
@@ -146,6 +148,13 @@ def _add_train(commands):
     train.add_argument("--target-vectors", help="the same for the target embedding")
     train.add_argument("--freeze-vectors", action="store_true",
                        help="keep the pretrained embeddings fixed instead of fine-tuning them")
+    train.add_argument("--from-pretrained", metavar="DIR",
+                       help="fine-tune this model instead of training a new one: a Marian / "
+                       "OPUS-MT model directory, or a run directory (keras-s2s import "
+                       "--checkpoint-dir, keras-s2s train); its vocabularies are kept, and "
+                       "training starts from the fine-tuning settings (docs/pretrained.md)")
+    train.add_argument("--freeze-encoder", action="store_true",
+                       help="train the decoder only")
     train.set_defaults(handler=_train)
 
 
@@ -347,6 +356,43 @@ def _add_export(commands):
                              "a server run with one thread per op "
                              "(--tensorflow_intra_op_parallelism=1)")
     export.set_defaults(handler=_export)
+
+
+def _add_import(commands):
+    imported = commands.add_parser(
+        "import", help="a pretrained Marian / OPUS-MT translator from local files, exported "
+        "as a SavedModel and/or written as a run to evaluate or fine-tune")
+    imported.add_argument("--marian", required=True, metavar="DIR",
+                          help="the model's directory: Marian's layout (*.npz, *.vocab.yml, "
+                          "source.spm, target.spm) or its Hugging Face mirror (config.json, "
+                          "model.safetensors, vocab.json, source.spm, target.spm)")
+    imported.add_argument("--output", help="SavedModel directory to write (must not exist)")
+    imported.add_argument("--checkpoint-dir", help="write a run directory here (config, "
+                          "vocabularies, weights) for evaluate/translate/export --checkpoint-dir "
+                          "and train --from-pretrained")
+    imported.add_argument("--max-length", type=int, default=256,
+                          help="most pieces a source is cut to and a translation may have")
+    imported.add_argument("--beam-size", type=int, default=4, help="the default decoding's beam")
+    imported.add_argument("--jit-compile", action="store_true",
+                          help="as export --jit-compile")
+    imported.set_defaults(handler=_import)
+
+
+def _import(args):
+    from keras_s2s.locks import refuse_non_empty
+    from keras_s2s.pretrained import load_marian, save_as_run
+
+    if not (args.output or args.checkpoint_dir):
+        raise ValueError("Give --output, --checkpoint-dir or both: where the imported model goes.")
+    for path, name in ((args.output, "output"), (args.checkpoint_dir, "checkpoint_dir")):
+        refuse_non_empty(path, name)
+    model = load_marian(args.marian, max_length=args.max_length, beam_size=args.beam_size)
+    print(f"Imported {model.count_params():,} parameters from {args.marian}")
+    if args.checkpoint_dir:
+        print(f"Wrote {save_as_run(model, args.checkpoint_dir)}")
+    if args.output:
+        print(f"Exported {model.export(args.output, jit_compile=args.jit_compile)}")
+    return 0
 
 
 def _export(args):

@@ -24,6 +24,7 @@ from keras_s2s.data import content_fingerprint, make_dataset, read_tsv_pairs, sp
 from keras_s2s.locks import exclusive, refuse_non_empty
 from keras_s2s.metrics import corpus_bleu, corpus_chrf, exact_match
 from keras_s2s.model import CONFIG_FILE, Seq2Seq
+from keras_s2s.pretrained import load_pretrained
 from keras_s2s.training import average_checkpoints, disk_full_explained, train
 from keras_s2s.translator import translate_in_batches
 
@@ -67,6 +68,7 @@ class RunOptions:
     architecture: Optional[str] = None  # "rnn" or "transformer", for a new model without preset
     epochs: Optional[int] = None  # overrides the preset's
     batch_size: Optional[int] = None  # overrides the preset's
+    learning_rate: Optional[float] = None  # overrides the preset's (the peak, with a schedule)
     precision: Optional[str] = None  # overrides the preset's: float32, mixed_bfloat16 or auto
     train_size: int = 20000  # pairs drawn for a task
     test_size: int = 1000  # held-out pairs drawn for a task
@@ -79,6 +81,8 @@ class RunOptions:
     source_vectors: Optional[str] = None  # word vectors that start a new source embedding
     target_vectors: Optional[str] = None  # the same for the target side
     freeze_vectors: bool = False  # keep those embeddings fixed
+    from_pretrained: Optional[str] = None  # start from this Marian model or trained run's directory
+    freeze_encoder: bool = False  # train the decoder only (overrides the training settings')
 
 
 def train_run(options, verbose=None):
@@ -162,11 +166,20 @@ def _configs(options, resuming):
                                              ("freeze_vectors", options.freeze_vectors or None))
                if value is not None}
     has_preset = options.preset_name or (options.task or options.corpus) in config_lib.PRESETS
+    if options.from_pretrained:
+        given = [name for name in ("preset_name", "architecture", "source_vectors", "target_vectors")
+                 if getattr(options, name)]
+        if given:
+            raise ValueError(f"from_pretrained={options.from_pretrained!r} brings its own model; "
+                             f"leave out {', '.join(given)}.")
     if resuming:
         model_config, train_config = config_lib.load_json(
             os.path.join(options.checkpoint_dir, CONFIG_FILE))
         train_config = train_config or config_lib.TrainConfig()
         _check_resumable(options, model_config, vectors)
+    elif options.from_pretrained:
+        # The model's settings come with it (`_model`); training ones are for fine-tuning.
+        model_config, train_config = None, dataclasses.replace(config_lib.FINE_TUNING)
     elif has_preset:
         model_config, train_config = config_lib.preset(
             options.preset_name or options.task or options.corpus)
@@ -180,14 +193,17 @@ def _configs(options, resuming):
         model_config = config_lib.ModelConfig(architecture=options.architecture)
     overrides = {key: value for key, value in (("epochs", options.epochs),
                                                ("batch_size", options.batch_size),
-                                               ("precision", options.precision))
+                                               ("learning_rate", options.learning_rate),
+                                               ("precision", options.precision),
+                                               ("freeze_encoder", options.freeze_encoder or None))
                  if value is not None}
     # Averaging the last N checkpoints needs N of them kept.
     if options.average_last > train_config.keep_checkpoints:
         overrides["keep_checkpoints"] = options.average_last
     train_config = dataclasses.replace(train_config, **overrides)
     if not resuming:
-        model_config = dataclasses.replace(model_config, **vectors)
+        if model_config is not None:
+            model_config = dataclasses.replace(model_config, **vectors)
         train_config = dataclasses.replace(train_config, seed=options.seed)
     return model_config, train_config
 
@@ -213,9 +229,13 @@ def _model(options, resuming, model_config, train_config, train_pairs):
     """The resumed model (its saved vocabularies, no weights yet), or a new one whose
     vocabularies come from `train_pairs`, with config.json written beside it either way."""
     if not resuming:
-        model = Seq2Seq.from_pairs(train_pairs, model_config)
+        if options.from_pretrained:
+            # Its vocabularies (and SentencePiece models) are kept, never learned again.
+            model = load_pretrained(options.from_pretrained)
+        else:
+            model = Seq2Seq.from_pairs(train_pairs, model_config)
         model.save_spec(options.checkpoint_dir, train_config)
-        for side, coverage in model.vector_coverage.items():
+        for side, coverage in getattr(model, "vector_coverage", {}).items():
             print(f"{side} vectors: {coverage.summary()}")
         return model
     # Only the training settings can change (more epochs); the vocabularies stay as they

@@ -111,6 +111,8 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
     distribute.check_created_in_scope(model, strategy)
     cardinality = int(train_dataset.cardinality())
     steps_per_epoch = cardinality if cardinality > 0 else None  # unknown until an epoch ends
+    if train_config.freeze_encoder:
+        freeze_encoder(model)
     with strategy.scope():
         optimizer = make_optimizer(train_config, steps_per_epoch)
         optimizer.build(model.trainable_variables)
@@ -143,6 +145,15 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
     for writer in writers.values():
         writer.close()
     return history
+
+
+def freeze_encoder(model):
+    """Stops training the encoder, so that only the decoder learns; call it before `fit` or
+    `train` builds the optimizer. A Transformer keeps training the embedding its encoder may
+    share with the decoder (only its layers stop); an RNN encoder stops whole."""
+    encoder = model.encoder
+    for layer in getattr(encoder, "layers_in_order", None) or [encoder]:
+        layer.trainable = False
 
 
 def _resume_run(checkpoint, checkpoint_dir, train_config, verbose):

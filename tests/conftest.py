@@ -20,7 +20,8 @@ from tests.helpers import small_config  # noqa: E402
 # Fixtures that train (or export) a model the first time a session asks for one.
 TRAINING_FIXTURES = {"rnn_dates_model", "dates_model", "korean_model", "transformer_dates_model",
                      "rnn_dates_export", "dates_export", "transformer_dates_export", "tiny_runs",
-                     "copy_run", "any_dates_model", "any_dates_export"}
+                     "copy_run", "any_dates_model", "any_dates_export", "marian_dates_model",
+                     "marian_dates_export"}
 
 
 def pytest_collection_modifyitems(items):
@@ -91,7 +92,34 @@ def transformer_dates_export(transformer_dates_model, tmp_path_factory):
         str(tmp_path_factory.mktemp("export") / "dates-transformer" / "1"))
 
 
-@pytest.fixture(scope="module", params=["rnn", "transformer"])
+@pytest.fixture(scope="session")
+def marian_dates_model(tmp_path_factory):
+    """A random Marian Transformer (post-norm, swish; its SentencePiece models learned from
+    dates pairs) imported by `load_marian`, then fitted on the dates task for a few seconds:
+    what a user's fine-tuned OPUS-MT model is, at the dates task's size."""
+    from keras_s2s.pretrained import load_marian
+    from tests.marian_models import write_marian_model
+
+    train_pairs, test_pairs = tasks.load_task("dates", 4000, 200, seed=0)
+    directory = tmp_path_factory.mktemp("marian")
+    write_marian_model(str(directory), pairs=train_pairs, units=32, ff_units=64)
+    keras.utils.set_random_seed(0)
+    model = load_marian(str(directory), max_length=24)
+    model.compile(optimizer=make_optimizer(TrainConfig(learning_rate=3e-3)))
+    history = model.fit(make_dataset(train_pairs, model, 64), epochs=4, verbose=0, shuffle=False)
+    return model, history, test_pairs
+
+
+@pytest.fixture(scope="session")
+def marian_dates_export(marian_dates_model, tmp_path_factory):
+    """The imported and fine-tuned Marian dates model, exported as a SavedModel."""
+    return marian_dates_model[0].export(str(tmp_path_factory.mktemp("export") / "marian" / "1"))
+
+
+# The imported Marian model takes the same hostile-input, concurrency, serving and export
+# tests as the two architectures trained here; slow, as it adds a third pass to each.
+@pytest.fixture(scope="module", params=["rnn", "transformer",
+                                        pytest.param("marian", marks=pytest.mark.slow)])
 def architecture(request):
     """Runs a module's tests once per architecture: those of every test that asks for it,
     or for `any_dates_model` or `any_dates_export`."""
