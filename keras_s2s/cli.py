@@ -132,6 +132,9 @@ def _add_train(commands):
     train.add_argument("--batch-size", type=int)
     train.add_argument("--learning-rate", type=float,
                        help="override the preset's (the peak, when it has a schedule)")
+    train.add_argument("--vocab-size", type=int,
+                       help="a new model's source and target vocabulary size (SentencePiece "
+                       "pieces or kept words, special tokens included), overriding the preset's")
     train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "auto"),
                        help="override the preset's: bfloat16 compute with float32 weights "
                        "(mixed_bfloat16), or that only where the CPU has bfloat16 instructions "

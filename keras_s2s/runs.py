@@ -69,6 +69,7 @@ class RunOptions:
     epochs: Optional[int] = None  # overrides the preset's
     batch_size: Optional[int] = None  # overrides the preset's
     learning_rate: Optional[float] = None  # overrides the preset's (the peak, with a schedule)
+    vocab_size: Optional[int] = None  # a new model's source and target vocabulary (the preset's otherwise)
     precision: Optional[str] = None  # overrides the preset's: float32, mixed_bfloat16 or auto
     train_size: int = 20000  # pairs drawn for a task
     test_size: int = 1000  # held-out pairs drawn for a task
@@ -161,14 +162,17 @@ def _train_run(options, verbose):
 def _configs(options, resuming):
     """(ModelConfig, TrainConfig) of the run: the saved ones when resuming (more epochs may be
     asked for), else the preset's, or the defaults of the asked architecture."""
-    vectors = {key: value for key, value in (("source_vectors", options.source_vectors),
-                                             ("target_vectors", options.target_vectors),
-                                             ("freeze_vectors", options.freeze_vectors or None))
-               if value is not None}
+    # Settings of a new model the options change (a resumed one must have been built with them).
+    model_changes = {key: value for key, value in (("source_vectors", options.source_vectors),
+                                                   ("target_vectors", options.target_vectors),
+                                                   ("freeze_vectors", options.freeze_vectors or None),
+                                                   ("max_source_vocab", options.vocab_size),
+                                                   ("max_target_vocab", options.vocab_size))
+                     if value is not None}
     has_preset = options.preset_name or (options.task or options.corpus) in config_lib.PRESETS
     if options.from_pretrained:
-        given = [name for name in ("preset_name", "architecture", "source_vectors", "target_vectors")
-                 if getattr(options, name)]
+        given = [name for name in ("preset_name", "architecture", "source_vectors", "target_vectors",
+                                   "vocab_size") if getattr(options, name)]
         if given:
             raise ValueError(f"from_pretrained={options.from_pretrained!r} brings its own model; "
                              f"leave out {', '.join(given)}.")
@@ -176,7 +180,7 @@ def _configs(options, resuming):
         model_config, train_config = config_lib.load_json(
             os.path.join(options.checkpoint_dir, CONFIG_FILE))
         train_config = train_config or config_lib.TrainConfig()
-        _check_resumable(options, model_config, vectors)
+        _check_resumable(options, model_config, model_changes)
     elif options.from_pretrained:
         # The model's settings come with it (`_model`); training ones are for fine-tuning.
         model_config, train_config = None, dataclasses.replace(config_lib.FINE_TUNING)
@@ -203,26 +207,27 @@ def _configs(options, resuming):
     train_config = dataclasses.replace(train_config, **overrides)
     if not resuming:
         if model_config is not None:
-            model_config = dataclasses.replace(model_config, **vectors)
+            model_config = dataclasses.replace(model_config, **model_changes)
         train_config = dataclasses.replace(train_config, seed=options.seed)
     return model_config, train_config
 
 
-def _check_resumable(options, model_config, vectors):
-    """Refuses a preset or word vectors other than those the saved model was built with."""
+def _check_resumable(options, model_config, model_changes):
+    """Refuses a preset, word vectors or a vocabulary size other than those the saved model
+    was built with."""
     if options.preset_name:
-        asked = dataclasses.replace(config_lib.preset(options.preset_name)[0], **vectors)
+        asked = dataclasses.replace(config_lib.preset(options.preset_name)[0], **model_changes)
         if asked != model_config:
             raise ValueError(f"checkpoint_dir={options.checkpoint_dir!r} holds a model built with "
                              f"other settings than preset {options.preset_name!r} "
                              f"({_differences(model_config, asked)}); leave out --preset to "
                              "resume it, or use a new --checkpoint-dir.")
-    # The vectors only start a new model; a resumed one must not seem to take new ones.
-    other = {key: value for key, value in vectors.items() if getattr(model_config, key) != value}
+    # These only shape a new model; a resumed one must not seem to take new ones.
+    other = {key: value for key, value in model_changes.items() if getattr(model_config, key) != value}
     if other:
         raise ValueError(f"checkpoint_dir={options.checkpoint_dir!r} holds a model built with "
                          f"{ {key: getattr(model_config, key) for key in other} }, not "
-                         f"{other}; leave the vector options out to resume it.")
+                         f"{other}; leave those options out to resume it.")
 
 
 def _model(options, resuming, model_config, train_config, train_pairs):

@@ -170,14 +170,21 @@ def test_custom_loop_writes_the_scalars_fit_writes_for_tensorboard(tmp_path):
         assert [value for _, value in points] == pytest.approx(expected, rel=1e-6)
 
 
-def test_averaging_more_checkpoints_than_the_preset_keeps_keeps_them(tmp_path):
+def test_a_run_keeps_what_averaging_needs_and_the_vocabulary_size_asked(tmp_path):
+    import dataclasses
+
     from keras_s2s.runs import RunOptions, train_run
 
     options = RunOptions(checkpoint_dir=str(tmp_path / "run"), task="dates", train_size=64,
-                         test_size=8, epochs=4, average_last=4)  # the dates preset keeps 3
-    _, _, results = train_run(options, verbose=0)
+                         test_size=8, epochs=4, average_last=4,  # the dates preset keeps 3
+                         vocab_size=30)
+    model, _, results = train_run(options, verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["keep_checkpoints"] == 4
+    assert saved["model"]["max_source_vocab"] == saved["model"]["max_target_vocab"] == 30
+    assert len(model.source_text.vocabulary) <= 30
+    with pytest.raises(ValueError, match="'max_source_vocab': 30"):
+        train_run(dataclasses.replace(options, vocab_size=40, epochs=5), verbose=0)
     assert sorted(path.name for path in (tmp_path / "run").glob("ckpt-*.index")) == [
         f"ckpt-{epoch}.index" for epoch in (1, 2, 3, 4)]
     assert results["averaged_checkpoints"] == [f"ckpt-{epoch}" for epoch in (1, 2, 3, 4)]
