@@ -171,3 +171,15 @@ def test_soak_serves_every_signature_from_8_threads_for_2_minutes(dates_model, d
     # Two minutes cannot show a slow leak (the 30-minute runs in benchmarks/README.md do),
     # but they catch one that grows with every request.
     assert abs(report["resident_growth_percent"]) < 20
+
+
+def test_marian_agreement_reports_every_variant(tmp_path):
+    report_path = tmp_path / "agreement.json"
+    run_benchmark("marian_agreement.py", "--sentences", 4, "--seeds", 1, "--output", report_path)
+    rows = json.loads(report_path.read_text())["rows"]
+    assert [(row["norm"], row["activation"]) for row in rows] == [
+        (norm, activation) for norm in ("post-norm", "pre-norm")
+        for activation in ("swish", "relu", "gelu")]
+    for row in rows:
+        assert row["identical_greedy"] == row["sentences"] == 4
+        assert 0 <= row["max_log_prob_difference"] < 1e-4 and row["tokens_scored"] >= 4

@@ -167,8 +167,9 @@ def test_fine_tuning_lowers_the_loss_and_keeps_the_vocabulary(tmp_path, capsys):
                         ("decoder", ["--freeze-encoder"])):
         assert cli.main([*common, "--checkpoint-dir", str(tmp_path / name), *extra]) == 0
     sentences = tf.constant(list(SOURCE_SENTENCES[:5]))
+    exported = tf.saved_model.load(str(tmp_path / "export"))  # kept: it owns the variables
     np.testing.assert_array_equal(
-        tf.saved_model.load(str(tmp_path / "export")).greedy(text=sentences)["text"],
+        exported.greedy(text=sentences)["text"],
         load_trained_model(str(tmp_path / "all")).translator().greedy(sentences)["text"])
     imported = load_marian(directory)
     for name in ("all", "decoder"):

@@ -116,7 +116,9 @@ def test_batch_and_single_translations_agree(any_dates_model):
 def test_max_length_bounds_the_output(any_dates_model):
     outputs = any_dates_model[0].translator(max_length=4).translate(tf.constant(SENTENCES))
     assert outputs["attention"].shape[1] <= 4
-    assert all(len(text) <= 4 for text in outputs["text"].numpy())
+    assert all(length <= 4 for length in outputs["length"].numpy())  # tokens, [END] included
+    if any_dates_model[0].model_config.target_tokenizer == "char":  # a token is a character
+        assert all(len(text) <= 4 for text in outputs["text"].numpy())
 
 
 def test_korean_output_is_composed_hangul(korean_model):
@@ -234,18 +236,21 @@ def test_forced_attention_on_its_own_translation_is_the_searchs_attention(any_da
     outputs = loaded.beam(texts, tf.constant(2))
     forced = loaded.forced_attention(texts, outputs["text"])  # not a signature: a function
     assert "forced_attention" not in loaded.signatures
-    # Either may have more padding columns than the other.
-    steps = min(outputs["attention"].shape[1], forced["attention"].shape[1])
-    for padded in (outputs, forced):
-        assert not padded["target_tokens"].numpy()[:, steps:].any()
-    assert forced["target_tokens"].numpy()[:, :steps].tolist() == \
-        outputs["target_tokens"].numpy()[:, :steps].tolist()
-    np.testing.assert_allclose(forced["attention"].numpy()[:, :steps],
-                               outputs["attention"].numpy()[:, :steps], atol=1e-5)
+    config = json.load(open(os.path.join(any_dates_export, "assets", "config.json")))["model"]
+    # Characters cut a text one way only; SentencePiece may cut the search's output text into
+    # other pieces than the search chose, and forced attention then follows those.
+    if config["target_tokenizer"] == "char":
+        # Either may have more padding columns than the other.
+        steps = min(outputs["attention"].shape[1], forced["attention"].shape[1])
+        for padded in (outputs, forced):
+            assert not padded["target_tokens"].numpy()[:, steps:].any()
+        assert forced["target_tokens"].numpy()[:, :steps].tolist() == \
+            outputs["target_tokens"].numpy()[:, :steps].tolist()
+        np.testing.assert_allclose(forced["attention"].numpy()[:, :steps],
+                                   outputs["attention"].numpy()[:, :steps], atol=1e-5)
     batch, layers, heads, length, source_length = forced["heads"].shape
     assert (batch, length, source_length) == (3, forced["target_tokens"].shape[1],
                                               outputs["attention"].shape[2])
-    config = json.load(open(os.path.join(any_dates_export, "assets", "config.json")))["model"]
     if config["architecture"] == "transformer":
         assert (layers, heads) == (config["num_layers"], config["num_heads"])
     else:
@@ -253,6 +258,7 @@ def test_forced_attention_on_its_own_translation_is_the_searchs_attention(any_da
     # Any target, a reference translation or nothing: the rows after its [END] are zeros.
     forced = loaded.forced_attention(tf.constant(SENTENCES[:2]), tf.constant(["2021-03-03", ""]))
     weights = forced["heads"].numpy()  # (batch, layers, heads, t, s)
-    assert forced["target_tokens"].numpy()[1].tolist() == [b"[END]"] + [b""] * 10
+    empty_row = forced["target_tokens"].numpy()[1].tolist()
+    assert empty_row[0] == b"[END]" and not any(empty_row[1:])
     assert np.all(weights[1, :, :, 1:] == 0)
     np.testing.assert_allclose(weights[:, :, :, 0].sum(axis=-1), 1.0, atol=1e-5)
