@@ -101,8 +101,8 @@ def unexplained_figures(path):
     return missing
 
 
-def test_the_ten_tutorials_are_there():
-    assert [path.name[:2] for path in ENGLISH] == [f"{number:02d}" for number in range(1, 11)]
+def test_the_eleven_tutorials_are_there():
+    assert [path.name[:2] for path in ENGLISH] == [f"{number:02d}" for number in range(1, 12)]
 
 
 def test_the_figure_check_finds_a_stale_figure(tmp_path):
