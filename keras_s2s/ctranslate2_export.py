@@ -219,6 +219,15 @@ def token_log_probabilities(model, source_pieces, target_pieces):
     """
     import tensorflow as tf  # the converter itself needs only NumPy
 
+    model_config = model.model_config
+    # A source keeps a place for [END]; a target's [START] and [END] fit beside its tokens.
+    for side, pieces, limit, room in (
+            ("source", source_pieces, model_config.max_source_length, model_config.max_source_length - 1),
+            ("target", target_pieces, model_config.max_target_length, model_config.max_target_length)):
+        longest = max((len(tokens) for tokens in pieces), default=0)
+        if longest > room:
+            raise ValueError(f"A {side} of {longest} tokens is longer than the model takes "
+                             f"({room}, from max_{side}_length={limit}).")
     ragged = tf.ragged.constant
     source_ids = model.source_text.ids_from_tokens(ragged(source_pieces, tf.string)).to_tensor()
     target_ids = model.target_text.ids_from_tokens(ragged(target_pieces, tf.string),

@@ -84,6 +84,14 @@ def test_every_weight_lands_in_its_place(changes, tmp_path):
                                atol=1e-3, rtol=1e-4)
 
 
+def test_scoring_pieces_longer_than_the_model_takes_is_refused():
+    model, _ = _random_transformer()  # max_source_length 12, max_target_length 10
+    with pytest.raises(ValueError, match=r"A source of 12 tokens is longer than the model takes \(11"):
+        ctranslate2_export.token_log_probabilities(model, [["a"] * 12], [["x"]])
+    with pytest.raises(ValueError, match=r"A target of 11 tokens is longer than the model takes \(10"):
+        ctranslate2_export.log_probabilities(model, [["a"]], [["x"] * 11])
+
+
 def test_a_saved_model_converts_alone(transformer_dates_model, transformer_dates_export, tmp_path):
     from_model = ctranslate2_export.convert_model(transformer_dates_model[0], str(tmp_path / "a"))
     from_export = ctranslate2_export.convert_saved_model(transformer_dates_export, str(tmp_path / "b"))
