@@ -170,6 +170,7 @@ def test_custom_loop_writes_the_scalars_fit_writes_for_tensorboard(tmp_path):
         assert [value for _, value in points] == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow  # two short runs of the dates task
 def test_a_run_keeps_what_averaging_needs_and_the_vocabulary_size_asked(tmp_path):
     import dataclasses
 
