@@ -29,6 +29,8 @@ _EXPORTS = {
     "Seq2Seq": "model",
     "greedy_search": "search",
     "SourceMemory": "source_memory",
+    "scan_corpus": "streaming",
+    "stream_dataset": "streaming",
     "encode_source": "source_memory",
     "load_task": "tasks",
     "TextProcessor": "text",

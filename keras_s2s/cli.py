@@ -158,6 +158,9 @@ def _add_train(commands):
                        "training starts from the fine-tuning settings (docs/pretrained.md)")
     train.add_argument("--freeze-encoder", action="store_true",
                        help="train the decoder only")
+    train.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                       help="read --pairs from disk while training, holding only samples in "
+                       "memory (default: for files over 64 MiB; docs/scaling.md)")
     train.set_defaults(handler=_train)
 
 

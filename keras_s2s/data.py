@@ -141,34 +141,49 @@ def read_tsv_pairs(path, source_column=0, target_column=1):
     Raises:
         ValueError: the file is UTF-16 or UTF-32 (by its byte-order mark).
     """
+    pairs, malformed, line_count = [], [], 0
+    for line_count, pair, reason in tsv_records(path, source_column, target_column):
+        if pair is not None:
+            pairs.append(pair)
+        elif reason is not None:
+            malformed.append((line_count, reason))
+    return _reported(PairFile(str(path), pairs, line_count, malformed))
+
+
+def tsv_records(path, source_column=0, target_column=1):
+    """What each line of a TSV file gives, one line at a time: (line number, pair, reason).
+
+    `pair` is a (source, target) tuple, or None for a blank line (reason None) or a
+    malformed one (reason says why). `read_tsv_pairs` collects these; a corpus too large
+    for memory is scanned with them (`keras_s2s.streaming`).
+    """
     if source_column == target_column:
         raise ValueError(f"source_column and target_column must differ; both are {source_column}.")
     needed = max(source_column, target_column) + 1
-    pairs, malformed, line_count = [], [], 0
-    for line_count, raw_line in raw_lines(path):
+    for number, raw_line in raw_lines(path):
         try:
             line = raw_line.decode("utf-8")
         except UnicodeDecodeError as error:
-            malformed.append((line_count, f"not UTF-8 ({error.reason} at byte {error.start})"))
+            yield number, None, f"not UTF-8 ({error.reason} at byte {error.start})"
             continue
-        if line_count == 1:
+        if number == 1:
             line = line.lstrip("\ufeff")
         line = line.rstrip("\r\n")
         if not line.strip():
+            yield number, None, None
             continue
         if "\x00" in line:
-            malformed.append((line_count, "NUL character"))
+            yield number, None, "NUL character"
             continue
         columns = line.split("\t")
         if len(columns) < needed:
-            malformed.append((line_count, f"{len(columns)} column(s), need {needed}"))
+            yield number, None, f"{len(columns)} column(s), need {needed}"
             continue
         source, target = columns[source_column].strip(), columns[target_column].strip()
         if not source or not target:
-            malformed.append((line_count, "empty source" if not source else "empty target"))
+            yield number, None, "empty source" if not source else "empty target"
             continue
-        pairs.append((source, target))
-    return _reported(PairFile(str(path), pairs, line_count, malformed))
+        yield number, (source, target), None
 
 
 def read_parallel_files(source_path, target_path):
@@ -271,6 +286,27 @@ def make_dataset(pairs, model, batch_size=64, shuffle=True, seed=0, num_buckets=
     if shuffle:
         dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
     boundaries = length_boundaries(lengths, num_buckets) if num_buckets > 1 else []
+    # Bucketing hides the epoch length from tf.data; stating it lets progress bars and
+    # `fit` know when an epoch ends.
+    bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
+    batches = int(np.sum(np.ceil(bucket_sizes / batch_size)))
+    # The pairs live in memory, not in files: across several workers
+    # (MultiWorkerMirroredStrategy) each takes its share of every global batch.
+    return batch_by_length(dataset, boundaries, batch_size, shuffle, seed, batches,
+                           tf.data.experimental.AutoShardPolicy.DATA)
+
+
+def batch_by_length(dataset, boundaries, batch_size, shuffle, seed, batches=None,
+                    shard_policy=tf.data.experimental.AutoShardPolicy.DATA):
+    """(source, target) id vectors -> padded batches of similar lengths, as training takes them.
+
+    Args:
+        dataset: (source_ids (s,), target_ids (t + 2,)) int32 elements.
+        boundaries: bucket upper bounds on max(s, t + 2) (`length_boundaries`).
+        batch_size, shuffle, seed: as `make_dataset`'s.
+        batches: the number of batches an epoch gives, where it is known.
+        shard_policy: how `tf.distribute` splits the dataset across workers.
+    """
     dataset = dataset.bucket_by_sequence_length(
         lambda source, target: tf.maximum(tf.shape(source)[0], tf.shape(target)[0]),
         bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
@@ -278,15 +314,10 @@ def make_dataset(pairs, model, batch_size=64, shuffle=True, seed=0, num_buckets=
         # Batches leave the buckets in length order; mixing them keeps epochs unbiased.
         dataset = dataset.shuffle(4 * (len(boundaries) + 1), seed=seed + 1,
                                   reshuffle_each_iteration=True)
-    # Bucketing hides the epoch length from tf.data; stating it lets progress bars and
-    # `fit` know when an epoch ends.
-    bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
-    batches = int(np.sum(np.ceil(bucket_sizes / batch_size)))
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    if batches is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
     # Autotuning was seen to stall several seconds at the start of an epoch on 2 cores.
     options.autotune.enabled = False
-    # The pairs live in memory, not in files: across several workers
-    # (MultiWorkerMirroredStrategy) each takes every N-th batch instead of every N-th file.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = shard_policy
     return dataset.prefetch(2).with_options(options)

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from keras_s2s import config as config_lib
-from keras_s2s import distribute
+from keras_s2s import distribute, multi_worker
 from keras_s2s.decoder import Decoder
 from keras_s2s.encoder import Encoder
 from keras_s2s.losses import token_sums
@@ -189,6 +189,16 @@ class Seq2Seq(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         self.optimizer.build(self.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Before `fit`, Keras builds a model symbolically from its first batch averaged over
+        # the replicas: an all-reduce of the batch that fails across several workers
+        # (MultiWorkerMirroredStrategy). A Seq2Seq is built when it is made and its metrics
+        # are its own, so only the optimizer is left to build there.
+        if multi_worker.worker_position(self.distribute_strategy)[1] == 1:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        with self.distribute_strategy.scope():
+            self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.accuracy_tracker]
@@ -243,7 +253,12 @@ class Seq2Seq(keras.Model):
         denominator = tf.maximum(token_count, 1.0)
         self.loss_tracker.update_state(loss_sum / denominator, sample_weight=token_count)
         self.accuracy_tracker.update_state(correct / denominator, sample_weight=token_count)
-        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+        logs = {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+        if multi_worker.worker_position(self.distribute_strategy)[1] > 1:
+            # Across workers Keras averages each step's logs along axis 0, which a scalar
+            # lacks; an epoch's own logs are read from the metrics, summed over replicas.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def translator(self, max_length=None):
         """The exportable `Translator` over this model's current weights (cached: it reads

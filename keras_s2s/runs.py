@@ -18,13 +18,15 @@ import keras
 import tensorflow as tf
 
 from keras_s2s import config as config_lib
-from keras_s2s import precision, tasks
+from keras_s2s import multi_worker, precision, tasks
 from keras_s2s.corpora import Splits, corpus_files, load_corpus
 from keras_s2s.data import content_fingerprint, make_dataset, read_tsv_pairs, split_pairs
 from keras_s2s.locks import exclusive, refuse_non_empty
 from keras_s2s.metrics import corpus_bleu, corpus_chrf, exact_match
 from keras_s2s.model import CONFIG_FILE, Seq2Seq
 from keras_s2s.pretrained import load_pretrained
+from keras_s2s.streaming import (STREAMED_HELD_OUT_PAIRS, STREAMED_SAMPLE_PAIRS,
+                                 STREAMING_THRESHOLD_BYTES, scan_corpus, stream_dataset)
 from keras_s2s.training import average_checkpoints, disk_full_explained, train
 from keras_s2s.translator import translate_in_batches
 
@@ -84,6 +86,7 @@ class RunOptions:
     freeze_vectors: bool = False  # keep those embeddings fixed
     from_pretrained: Optional[str] = None  # start from this Marian model or trained run's directory
     freeze_encoder: bool = False  # train the decoder only (overrides the training settings')
+    stream: Optional[bool] = None  # stream pairs_path from disk (default: when it is large)
 
 
 def train_run(options, verbose=None):
@@ -106,36 +109,67 @@ def train_run(options, verbose=None):
     refuse_non_empty(options.export_path, "export_path")
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    with exclusive(options.checkpoint_dir, "checkpoint_dir"):
-        return _train_run(options, verbose)
+    # With a cluster in TF_CONFIG every worker runs this; the chief writes checkpoint_dir,
+    # the others a scratch directory, and all of them resume from the chief's checkpoints.
+    strategy = multi_worker.strategy_from_environment()
+    with multi_worker.writing_directory(options.checkpoint_dir, strategy) as writing_dir:
+        if writing_dir != options.checkpoint_dir:
+            return _train_run(options, verbose, strategy, writing_dir)
+        with exclusive(options.checkpoint_dir, "checkpoint_dir"):
+            return _train_run(options, verbose, strategy, writing_dir)
 
 
-def _train_run(options, verbose):
+def _train_run(options, verbose, strategy, writing_dir):
+    chief = writing_dir == options.checkpoint_dir
     # A run resumes once it has saved a checkpoint; one stopped before that starts over.
     resuming = has_checkpoint(options.checkpoint_dir)
-    check_data_source(options.checkpoint_dir, data_source_of(
+    check_data_source(writing_dir if not resuming else options.checkpoint_dir, data_source_of(
         options.task, options.pairs_path, options.corpus, options.data_dir, options.train_size,
         options.test_size), resuming)
     model_config, train_config = _configs(options, resuming)
-    train_pairs, validation_pairs, test_pairs = load_pairs(
-        options.task, options.pairs_path, options.corpus, options.data_dir, options.train_size,
-        options.test_size, train_config.seed, options.source_column, options.target_column,
-        train_config.validation_fraction)
+    stream = options.stream
+    if stream is None:
+        stream = bool(options.pairs_path) and os.path.getsize(options.pairs_path) > STREAMING_THRESHOLD_BYTES
+    if stream:
+        if not options.pairs_path:
+            raise ValueError("stream=True needs pairs_path: only TSV files are streamed.")
+        # Only bounded samples are held in memory: vocabularies are learned from one,
+        # the other is the validation set, left out of the stream.
+        scan = scan_corpus(options.pairs_path, options.source_column, options.target_column,
+                           STREAMED_SAMPLE_PAIRS,
+                           STREAMED_HELD_OUT_PAIRS if train_config.validation_fraction else 0,
+                           train_config.validation_fraction, seed=train_config.seed)
+        print(f"{scan.summary()}; streamed from disk")
+        train_pairs, validation_pairs, test_pairs = scan.sample, scan.held_out, []
+        training_pair_count = scan.pairs - len(scan.held_out)
+    else:
+        train_pairs, validation_pairs, test_pairs = load_pairs(
+            options.task, options.pairs_path, options.corpus, options.data_dir, options.train_size,
+            options.test_size, train_config.seed, options.source_column, options.target_column,
+            train_config.validation_fraction)
+        training_pair_count = len(train_pairs)
     keras.utils.set_random_seed(train_config.seed)
     policy = precision.keras_policy(train_config.precision)
-    with precision.building_under(policy):
-        model = _model(options, resuming, model_config, train_config, train_pairs)
-    print(f"{model.count_params():,} parameters; {len(train_pairs)} training and "
+    with precision.building_under(policy), (strategy or tf.distribute.get_strategy()).scope():
+        model = _model(options, resuming, model_config, train_config, train_pairs, writing_dir)
+    if strategy is not None:
+        multi_worker.check_same_on_every_worker(strategy, "\n".join(
+            model.source_text.vocabulary.tokens + model.target_text.vocabulary.tokens), "vocabularies")
+    print(f"{model.count_params():,} parameters; {training_pair_count} training and "
           f"{len(validation_pairs)} validation pairs; checkpoints in {options.checkpoint_dir}; "
           f"computing in {policy}")
 
     validation = make_dataset(validation_pairs, model, 256, shuffle=False) if validation_pairs else None
+    if stream:
+        training_data = stream_dataset(scan, model, train_config.batch_size, seed=train_config.seed)
+    else:
+        training_data = make_dataset(train_pairs, model, train_config.batch_size, seed=train_config.seed)
     started = time.perf_counter()
-    history = train(model, make_dataset(train_pairs, model, train_config.batch_size,
-                                        seed=train_config.seed),
-                    train_config, validation_dataset=validation,
+    history = train(model, training_data, train_config, validation_dataset=validation,
                     checkpoint_dir=options.checkpoint_dir, verbose=verbose,
-                    log_dir=options.log_dir)
+                    strategy=strategy, log_dir=options.log_dir if chief else None)
+    if not chief:  # the chief scores, writes the results and exports
+        return model, history, {}
     results = {"training_seconds_this_run": round(time.perf_counter() - started, 1),
                "training_seconds_all_epochs": round(sum(epoch["seconds"] for epoch in history), 1),
                "parameters": model.count_params()}
@@ -152,7 +186,7 @@ def _train_run(options, verbose):
         if pairs:
             results[split] = score_pairs(model, pairs)
             print(f"{split}: {json.dumps(results[split])}")
-    with open(os.path.join(options.checkpoint_dir, "results.json"), "w", encoding="utf-8") as file:
+    with open(os.path.join(writing_dir, "results.json"), "w", encoding="utf-8") as file:
         json.dump(results, file, indent=2)
     if options.export_path:
         print(f"Exported {model.export(options.export_path)}")
@@ -230,26 +264,26 @@ def _check_resumable(options, model_config, model_changes):
                          f"{other}; leave those options out to resume it.")
 
 
-def _model(options, resuming, model_config, train_config, train_pairs):
+def _model(options, resuming, model_config, train_config, train_pairs, writing_dir):
     """The resumed model (its saved vocabularies, no weights yet), or a new one whose
-    vocabularies come from `train_pairs`, with config.json written beside it either way."""
+    vocabularies come from `train_pairs`, with config.json written to `writing_dir` either way."""
     if not resuming:
         if options.from_pretrained:
             # Its vocabularies (and SentencePiece models) are kept, never learned again.
             model = load_pretrained(options.from_pretrained)
         else:
             model = Seq2Seq.from_pairs(train_pairs, model_config)
-        model.save_spec(options.checkpoint_dir, train_config)
+        model.save_spec(writing_dir, train_config)
         for side, coverage in getattr(model, "vector_coverage", {}).items():
             print(f"{side} vectors: {coverage.summary()}")
         return model
     # Only the training settings can change (more epochs); the vocabularies stay as they
     # are, and config.json is replaced whole so a kill never leaves half of it.
-    temporary = os.path.join(options.checkpoint_dir, CONFIG_FILE + ".tmp")
-    with disk_full_explained(f"writing {CONFIG_FILE} in {options.checkpoint_dir}",
+    temporary = os.path.join(writing_dir, CONFIG_FILE + ".tmp")
+    with disk_full_explained(f"writing {CONFIG_FILE} in {writing_dir}",
                              "the run's files are as they were"):
         config_lib.save_json(temporary, model=model_config, train=train_config)
-        os.replace(temporary, os.path.join(options.checkpoint_dir, CONFIG_FILE))
+        os.replace(temporary, os.path.join(writing_dir, CONFIG_FILE))
     return Seq2Seq.from_spec(options.checkpoint_dir)
 
 

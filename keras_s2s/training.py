@@ -30,7 +30,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from keras_s2s import distribute
+from keras_s2s import distribute, multi_worker
 from keras_s2s.locks import exclusive
 from keras_s2s.schedules import InverseSquareRootSchedule
 
@@ -94,20 +94,22 @@ def train(model, train_dataset, train_config, validation_dataset=None, checkpoin
         DiskFullError: the disk filled while a checkpoint was written; the earlier
             checkpoints are intact and the same call resumes once space is freed.
     """
-    if not checkpoint_dir:
-        return _train(model, train_dataset, train_config, validation_dataset, None, verbose,
-                      strategy, log_dir)
-    with exclusive(checkpoint_dir, "checkpoint_dir"):
-        return _train(model, train_dataset, train_config, validation_dataset, checkpoint_dir,
-                      verbose, strategy, log_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    # Across several workers only the chief writes checkpoint_dir; every worker resumes from it.
+    with multi_worker.writing_directory(checkpoint_dir, strategy) as writing_dir:
+        if not checkpoint_dir or writing_dir != checkpoint_dir:
+            return _train(model, train_dataset, train_config, validation_dataset, checkpoint_dir,
+                          writing_dir, verbose, strategy, log_dir)
+        with exclusive(checkpoint_dir, "checkpoint_dir"):
+            return _train(model, train_dataset, train_config, validation_dataset, checkpoint_dir,
+                          writing_dir, verbose, strategy, log_dir)
 
 
-def _train(model, train_dataset, train_config, validation_dataset, checkpoint_dir, verbose,
-           strategy, log_dir):
+def _train(model, train_dataset, train_config, validation_dataset, checkpoint_dir, writing_dir,
+           verbose, strategy, log_dir):
     _check_dataset(train_dataset, "train_dataset")
     if validation_dataset is not None:
         _check_dataset(validation_dataset, "validation_dataset")
-    strategy = strategy or tf.distribute.get_strategy()
     distribute.check_created_in_scope(model, strategy)
     cardinality = int(train_dataset.cardinality())
     steps_per_epoch = cardinality if cardinality > 0 else None  # unknown until an epoch ends
@@ -121,7 +123,8 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epochs_done=epochs_done)
     manager, history = None, []
     if checkpoint_dir:
-        manager, history = _resume_run(checkpoint, checkpoint_dir, train_config, verbose)
+        manager, history = _resume_run(checkpoint, checkpoint_dir, writing_dir, train_config,
+                                       verbose)
     train_batches = distribute.distribute_dataset(train_dataset, strategy)
     train_step = _summed_step(strategy, train_batches, lambda source_ids, target_ids: (
         distribute.train_on_batch(model, optimizer, lambda: model.teacher_forcing_sums(
@@ -141,7 +144,7 @@ def _train(model, train_dataset, train_config, validation_dataset, checkpoint_di
             _write_summaries(writers, epoch, logs, optimizer)
         epochs_done.assign(epoch + 1)
         if manager:
-            _save(manager, checkpoint_dir, history, epoch + 1)
+            _save(manager, writing_dir, history, epoch + 1)
     for writer in writers.values():
         writer.close()
     return history
@@ -156,11 +159,11 @@ def freeze_encoder(model):
         layer.trainable = False
 
 
-def _resume_run(checkpoint, checkpoint_dir, train_config, verbose):
-    """(checkpoint manager, history of the epochs done) of a run in `checkpoint_dir`, after
-    restoring its newest readable checkpoint into `checkpoint` (if any)."""
+def _resume_run(checkpoint, checkpoint_dir, writing_dir, train_config, verbose):
+    """(checkpoint manager writing to `writing_dir`, history of the epochs done) of a run in
+    `checkpoint_dir`, after restoring its newest readable checkpoint into `checkpoint` (if any)."""
     restored = resume(checkpoint, checkpoint_dir)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
+    manager = tf.train.CheckpointManager(checkpoint, writing_dir,
                                          max_to_keep=train_config.keep_checkpoints)
     if not restored:
         return manager, []
