@@ -5,9 +5,10 @@ without TF_CONFIG as the reference. Every process builds the same tiny dates mod
 same initial weights and trains it on the same global batches, then writes what it saw and
 computed to OUTPUT_DIR/<task>.json and the final weights to OUTPUT_DIR/<task>.npz.
 
-    python tests/multi_worker_training.py OUTPUT_DIR PRESET PATH EPOCHS [CHECKPOINT_DIR]
+    python tests/multi_worker_training.py OUTPUT_DIR PRESET PATH EPOCHS [CHECKPOINT_DIR [PAIRS]]
         PRESET: dates or dates-transformer; PATH: loop (training.train), fit (model.fit),
-        or batches (only records which rows each replica of this worker receives).
+        or batches (only records which rows each replica of this worker receives);
+        CHECKPOINT_DIR "-" for none; PAIRS: training pairs (1,200 by default).
         PEER_TIMEOUT_SECONDS in the environment: how long to wait for the other worker.
 """
 
@@ -32,12 +33,13 @@ from keras_s2s.training import make_optimizer, train  # noqa: E402
 GLOBAL_BATCH = 24
 
 
-def main(output_dir, preset_name, path, epochs, checkpoint_dir=None):
+def main(output_dir, preset_name, path, epochs, checkpoint_dir="-", pairs_count=1200):
+    checkpoint_dir = None if checkpoint_dir == "-" else checkpoint_dir
     timeout = int(os.environ.get("PEER_TIMEOUT_SECONDS", 60))
     strategy = multi_worker.strategy_from_environment(timeout) or tf.distribute.get_strategy()
     resolver = getattr(strategy, "cluster_resolver", None)
     task = f"worker{resolver.task_id}" if resolver and resolver.task_type else "single"
-    pairs, _ = tasks.load_task("dates", 1200, 10, seed=1)
+    pairs, _ = tasks.load_task("dates", int(pairs_count), 10, seed=1)
     model_config, _ = preset(preset_name)
     model_config.units, model_config.embedding_dim, model_config.attention_units = 16, 8, 16
     model_config.ff_units = 32  # read by the Transformer preset only
