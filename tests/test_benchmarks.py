@@ -183,3 +183,24 @@ def test_marian_agreement_reports_every_variant(tmp_path):
     for row in rows:
         assert row["identical_greedy"] == row["sentences"] == 4
         assert 0 <= row["max_log_prob_difference"] < 1e-4 and row["tokens_scored"] >= 4
+
+
+def test_data_pipeline_measures_both_paths_at_each_size(tmp_path):
+    import gzip
+
+    from keras_s2s import tasks
+
+    pairs, _ = tasks.load_task("dates", 2000, 10, seed=5)
+    (tmp_path / "anki").mkdir()
+    with gzip.open(tmp_path / "anki" / "spa-eng.txt.gz", "wt", encoding="utf-8") as file:
+        file.writelines(f"{target}\t{source}\tattribution\n" for source, target in pairs)
+    report_path = tmp_path / "report.json"
+    run_benchmark("data_pipeline.py", "--data-dir", tmp_path, "--sizes", "2000,5000", "--batches", 5,
+                  "--train-batches", 4, "--output", report_path)
+    report = json.loads(report_path.read_text())
+    assert set(report["sizes"]) == {"2000", "5000"}
+    for size, figures in report["sizes"].items():
+        for path in ("memory", "stream"):
+            assert 0 < figures[path]["first batch s"] and figures[path]["pipeline batches/s"] > 0
+            assert figures[path]["peak RSS MB"] >= figures[path]["growth MB"] > 0
+    assert report["sizes"]["2000"]["train"]["train batches/s"] > 0
