@@ -38,3 +38,12 @@ def small_config(preset_name="dates", **changes):
     that ModelConfig validates them."""
     model_config, train_config = preset(preset_name)
     return dataclasses.replace(model_config, **changes), train_config
+
+
+def write_apple_pairs(directory):
+    """pairs.tsv in `directory`: 60 English -> Korean pairs with one malformed line (line 31)."""
+    path = directory / "pairs.tsv"
+    lines = [f"I eat {n} apples.\t나는 사과 {n}개를 먹는다." for n in range(60)]
+    path.write_text("\n".join(lines[:30] + ["a line without a tab"] + lines[30:]) + "\n",
+                    encoding="utf-8")
+    return path

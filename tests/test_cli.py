@@ -9,7 +9,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ENV, keras_s2s
+from tests.helpers import ENV, keras_s2s, write_apple_pairs
 
 pytestmark = pytest.mark.subprocess  # every test here starts the command in a new process
 
@@ -74,10 +74,7 @@ def test_train_resumes_then_exports_and_translates(tmp_path):
 
 
 def test_train_on_a_pair_file_reports_malformed_lines(tmp_path):
-    pairs = tmp_path / "pairs.tsv"
-    lines = [f"I eat {n} apples.\t나는 사과 {n}개를 먹는다." for n in range(60)]
-    pairs.write_text("\n".join(lines[:30] + ["a line without a tab"] + lines[30:]) + "\n",
-                     encoding="utf-8")
+    pairs = write_apple_pairs(tmp_path)
     result = keras_s2s("train", "--pairs", pairs, "--epochs", "1", "--checkpoint-dir",
                        tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -5,7 +5,7 @@ import json
 
 import pytest
 from tests.conftest import tiny_dates_model
-from tests.helpers import keras_s2s
+from tests.helpers import keras_s2s, write_apple_pairs
 
 from keras_s2s import tasks
 from keras_s2s.data import make_dataset, read_tsv_pairs
@@ -101,10 +101,7 @@ def test_unusable_files_are_refused_by_name(tmp_path, content, message):
 
 
 def test_train_streams_a_pair_file_and_holds_out_validation(tmp_path):
-    pairs = tmp_path / "pairs.tsv"
-    lines = [f"I eat {n} apples.\t나는 사과 {n}개를 먹는다." for n in range(60)]
-    pairs.write_text("\n".join(lines[:30] + ["a line without a tab"] + lines[30:]) + "\n",
-                     encoding="utf-8")
+    pairs = write_apple_pairs(tmp_path)
     result = keras_s2s("train", "--pairs", pairs, "--stream", "--epochs", "2",
                        "--checkpoint-dir", tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
