@@ -100,6 +100,7 @@ def test_unusable_files_are_refused_by_name(tmp_path, content, message):
         scan_corpus(path)
 
 
+@pytest.mark.subprocess
 def test_train_streams_a_pair_file_and_holds_out_validation(tmp_path):
     pairs = write_apple_pairs(tmp_path)
     result = keras_s2s("train", "--pairs", pairs, "--stream", "--epochs", "2",
