@@ -161,7 +161,8 @@ def _train_run(options, verbose, strategy, writing_dir):
 
     validation = make_dataset(validation_pairs, model, 256, shuffle=False) if validation_pairs else None
     if stream:
-        training_data = stream_dataset(scan, model, train_config.batch_size, seed=train_config.seed)
+        training_data = stream_dataset(scan, model, train_config.batch_size, seed=train_config.seed,
+                                       strategy=strategy)
     else:
         training_data = make_dataset(train_pairs, model, train_config.batch_size, seed=train_config.seed)
     started = time.perf_counter()
