@@ -155,8 +155,7 @@ def stream_dataset(scan, model, batch_size=64, shuffle=True, seed=0, num_buckets
 
     def lines_of(path, file_index):
         compression = tf.where(tf.strings.regex_full_match(path, r".*\.gz"), "GZIP", "")
-        # Numbered by `scan`, not `enumerate`: the range dataset `enumerate` zips in would be a
-        # second source, which keeps tf.distribute from sharding the files across workers.
+        # Each line's key counts on from the file's base: file index * 2**32 + line number.
         return tf.data.TextLineDataset(path, compression_type=compression).scan(
             file_index * _FILE_STRIDE, lambda key, line: (key + 1, (key + 1, line)))
 
