@@ -28,6 +28,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+
 def cluster_of(tf_config=None):
     """The TF_CONFIG (a dict) of a job of several tasks, or None when there is no such job."""
     text = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
