@@ -19,7 +19,6 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-keras.config.disable_traceback_filtering()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
